@@ -1,0 +1,12 @@
+//! `hearth-federation`: the Matrix room and server protocol, pure where it can be.
+//!
+//! Canonical JSON, JSON signing with the server's ed25519 key and (as later issues land) PDU
+//! formats, authorization rules, state resolution and request signing. No storage and no HTTP
+//! server live here: the homeserver crate calls these functions with data and gets data back,
+//! so everything is unit-tested without a server.
+
+pub mod canonical_json;
+pub mod signing_key;
+
+pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
+pub use signing_key::{SigningKey, SigningKeyError};

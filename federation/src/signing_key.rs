@@ -1,0 +1,180 @@
+//! The server's ed25519 signing key: generated on first start, kept in the data directory, used
+//! to sign JSON (server key documents, events, federation requests) as the spec's
+//! "Signing JSON" appendix describes. ruma-signatures does the signing itself.
+
+use std::{io, path::Path};
+
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+use rand::Rng;
+use ruma::{
+    CanonicalJsonObject,
+    signatures::{Ed25519KeyPair, KeyPair},
+};
+
+/// Errors loading, creating or using the signing key.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningKeyError {
+    #[error("cannot read or write the signing key file {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("the signing key file {path} is malformed: {reason}")]
+    Malformed { path: String, reason: String },
+    #[error("cannot sign JSON: {0}")]
+    Sign(String),
+}
+
+/// The server's signing key and its key id version (the `abc` in `ed25519:abc`).
+pub struct SigningKey {
+    key_pair: Ed25519KeyPair,
+    version: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("key_id", &self.key_id()).finish_non_exhaustive()
+    }
+}
+
+const ALGORITHM: &str = "ed25519";
+
+impl SigningKey {
+    /// Loads the key from `path`, or generates a new one there (mode 0600) if none exists.
+    ///
+    /// The file holds one line: `ed25519 <version> <unpadded base64 of a PKCS#8 document>`.
+    pub fn load_or_generate(path: &Path) -> Result<Self, SigningKeyError> {
+        let shown = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|reason| SigningKeyError::Malformed { path: shown, reason }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let (key, contents) = Self::generate_with_file_contents();
+                write_private_file(path, contents.as_bytes())
+                    .map_err(|source| SigningKeyError::Io { path: shown, source })?;
+                Ok(key)
+            }
+            Err(source) => Err(SigningKeyError::Io { path: shown, source }),
+        }
+    }
+
+    /// A fresh key with a random version such as `a_Xk3q`.
+    pub fn generate() -> Self {
+        Self::generate_with_file_contents().0
+    }
+
+    /// A fresh key and the line that stores it (ruma does not hand the PKCS#8 document back out
+    /// of a key pair, so it is written down at the moment it is made).
+    fn generate_with_file_contents() -> (Self, String) {
+        let document = Ed25519KeyPair::generate();
+        let suffix: String =
+            rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(4).map(char::from).collect();
+        let version = format!("a_{suffix}");
+        let contents = format!("{ALGORITHM} {version} {}\n", STANDARD_NO_PAD.encode(&*document));
+        let key_pair = Ed25519KeyPair::from_der(&document, version.clone()).expect("a freshly generated key parses");
+        (Self { key_pair, version }, contents)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split_whitespace();
+        let (Some(algorithm), Some(version), Some(encoded), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("expected `ed25519 <version> <key>` on one line".into());
+        };
+        if algorithm != ALGORITHM {
+            return Err(format!("unsupported algorithm {algorithm}"));
+        }
+        let document = STANDARD_NO_PAD.decode(encoded).map_err(|e| format!("bad base64: {e}"))?;
+        let key_pair = Ed25519KeyPair::from_der(&document, version.to_owned()).map_err(|e| e.to_string())?;
+        Ok(Self { key_pair, version: version.to_owned() })
+    }
+
+    /// The key id, e.g. `ed25519:a_Xk3q`.
+    pub fn key_id(&self) -> String {
+        format!("{ALGORITHM}:{}", self.version)
+    }
+
+    /// The public key, unpadded standard base64, as it appears in a server key document.
+    pub fn public_key_base64(&self) -> String {
+        STANDARD_NO_PAD.encode(self.key_pair.public_key())
+    }
+
+    /// Signs `object` in place as `server_name`, adding to its `signatures`.
+    pub fn sign_json(&self, server_name: &str, object: &mut CanonicalJsonObject) -> Result<(), SigningKeyError> {
+        ruma::signatures::sign_json(server_name, &self.key_pair, object)
+            .map_err(|e| SigningKeyError::Sign(e.to_string()))
+    }
+
+    /// Signs raw bytes (used by tests and request signing).
+    pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        self.key_pair.sign(message).as_bytes().to_vec()
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ruma::{CanonicalJsonValue, serde::Base64, signatures::PublicKeyMap};
+    use std::collections::BTreeMap;
+
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hearth-key-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("signing.key")
+    }
+
+    #[test]
+    fn a_generated_key_is_kept_and_reloaded() {
+        let path = temp_path("reload");
+        let first = SigningKey::load_or_generate(&path).unwrap();
+        let second = SigningKey::load_or_generate(&path).unwrap();
+        assert_eq!(first.key_id(), second.key_id());
+        assert_eq!(first.public_key_base64(), second.public_key_base64());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert!(!format!("{first:?}").contains(&std::fs::read_to_string(&path).unwrap()[12..]));
+    }
+
+    #[test]
+    fn a_malformed_key_file_is_an_error_not_a_new_key() {
+        let path = temp_path("malformed");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "ed25519 a_x not-base64!").unwrap();
+        assert!(matches!(SigningKey::load_or_generate(&path), Err(SigningKeyError::Malformed { .. })));
+    }
+
+    #[test]
+    fn signed_json_verifies_with_the_public_key() {
+        let key = SigningKey::generate();
+        let mut object = crate::to_canonical_object(serde_json::json!({"server_name": "example.org", "n": 1})).unwrap();
+        key.sign_json("example.org", &mut object).unwrap();
+
+        let mut keys = BTreeMap::new();
+        keys.insert(key.key_id(), Base64::parse(key.public_key_base64()).unwrap());
+        let mut map: PublicKeyMap = BTreeMap::new();
+        map.insert("example.org".to_owned(), keys);
+        ruma::signatures::verify_json(&map, &object).unwrap();
+
+        // Tampering breaks the signature.
+        object.insert("n".into(), CanonicalJsonValue::Integer(2u32.into()));
+        assert!(ruma::signatures::verify_json(&map, &object).is_err());
+    }
+}

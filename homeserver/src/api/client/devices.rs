@@ -1,0 +1,101 @@
+//! Device management (spec: Client-Server API § Device management).
+
+use axum::{
+    Json, Router,
+    extract::State,
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    api::extract::{AuthUser, MatrixJson, MatrixPath},
+    error::ApiResult,
+    state::AppState,
+    storage::devices::DeviceRecord,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/devices", get(list))
+        .route("/devices/{device_id}", get(get_one).put(rename).delete(delete_one))
+        .route("/delete_devices", post(delete_many))
+}
+
+fn device_json(device: DeviceRecord) -> Value {
+    let mut body = Map::new();
+    body.insert("device_id".into(), device.device_id.into());
+    if let Some(name) = device.display_name {
+        body.insert("display_name".into(), name.into());
+    }
+    if let Some(ip) = device.last_seen_ip {
+        body.insert("last_seen_ip".into(), ip.into());
+    }
+    if let Some(ts) = device.last_seen_ts {
+        body.insert("last_seen_ts".into(), ts.into());
+    }
+    Value::Object(body)
+}
+
+/// GET /devices
+async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Value>> {
+    let devices: Vec<Value> = state.devices.list(&user.user_id).await?.into_iter().map(device_json).collect();
+    Ok(Json(json!({"devices": devices})))
+}
+
+/// GET /devices/{deviceId}
+async fn get_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath(device_id): MatrixPath<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(device_json(state.devices.get(&user.user_id, &device_id).await?)))
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    display_name: Option<String>,
+}
+
+/// PUT /devices/{deviceId} — the spec's response is an empty object.
+async fn rename(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath(device_id): MatrixPath<String>,
+    MatrixJson(body): MatrixJson<RenameBody>,
+) -> ApiResult<Json<Value>> {
+    state.devices.rename(&user.user_id, &device_id, body.display_name.as_deref()).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct DeleteBody {
+    auth: Option<Value>,
+}
+
+/// DELETE /devices/{deviceId} — UIA m.login.password.
+async fn delete_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath(device_id): MatrixPath<String>,
+    MatrixJson(body): MatrixJson<DeleteBody>,
+) -> ApiResult<Json<Value>> {
+    state.devices.delete(&user.user_id, vec![device_id], body.auth.as_ref()).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct DeleteManyBody {
+    devices: Vec<String>,
+    auth: Option<Value>,
+}
+
+/// POST /delete_devices — UIA m.login.password.
+async fn delete_many(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixJson(body): MatrixJson<DeleteManyBody>,
+) -> ApiResult<Json<Value>> {
+    state.devices.delete(&user.user_id, body.devices, body.auth.as_ref()).await?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,29 @@
+//! The Client-Server API, one module per spec section. `routes()` is nested under both
+//! `/_matrix/client/v3` and `/_matrix/client/r0`; `versionless_routes()` holds the paths that
+//! carry their own version prefix.
+
+mod account;
+mod capabilities;
+mod devices;
+mod login;
+mod profile;
+mod register;
+mod versions;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(login::routes())
+        .merge(register::routes())
+        .merge(account::routes())
+        .merge(devices::routes())
+        .merge(profile::routes())
+        .merge(capabilities::routes())
+}
+
+pub fn versionless_routes() -> Router<AppState> {
+    Router::new().merge(versions::routes()).nest("/_matrix/client/v1", register::v1_routes())
+}

@@ -1,0 +1,180 @@
+//! Extractors that turn a request into typed input or a Matrix error, before any handler runs:
+//! JSON bodies (M_NOT_JSON / M_BAD_JSON / M_TOO_LARGE), the access token (M_MISSING_TOKEN /
+//! M_UNKNOWN_TOKEN, with soft logout for expired tokens) and the client's address.
+
+use std::net::SocketAddr;
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::{Deserialize, de::DeserializeOwned};
+
+use crate::{
+    error::{ApiError, ErrorKind},
+    services::{rate_limit::RateClass, tokens::hash_token},
+    state::AppState,
+    storage::now_ms,
+};
+
+/// A JSON request body. An empty body reads as `{}` (clients send none to /logout and friends).
+pub struct MatrixJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MatrixJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorKind::TooLarge, "Request body is too large")
+            } else {
+                ApiError::new(ErrorKind::NotJson, "Could not read the request body")
+            }
+        })?;
+        parse_json_body(&bytes).map(MatrixJson)
+    }
+}
+
+/// Parses a body: not JSON at all is M_NOT_JSON; JSON of the wrong shape is M_BAD_JSON.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(bytes).map_err(|_| ApiError::new(ErrorKind::NotJson, "Content not JSON."))?
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_json("Request body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|error| ApiError::bad_json(format!("Invalid request body: {error}")))
+}
+
+/// Query parameters; a malformed query string is M_INVALID_PARAM, never axum's plain-text 400.
+pub struct MatrixQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for MatrixQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri).map(|Query(query)| MatrixQuery(query)).map_err(|rejection| {
+            ApiError::invalid_param(format!("Invalid query parameters: {}", rejection.body_text()))
+        })
+    }
+}
+
+/// Path parameters (percent-decoded); undecodable segments are M_INVALID_PARAM.
+pub struct MatrixPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for MatrixPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(path)| MatrixPath(path))
+            .map_err(|rejection| ApiError::invalid_param(format!("Invalid path parameters: {}", rejection.body_text())))
+    }
+}
+
+/// The authenticated caller of an endpoint that requires an access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub device_id: String,
+}
+
+#[derive(Deserialize)]
+struct AccessTokenQuery {
+    access_token: Option<String>,
+}
+
+/// How stale `last_seen_ts` may get before a request refreshes it: one write per device per
+/// five minutes, not one per request.
+const LAST_SEEN_GRANULARITY_MS: i64 = 5 * 60 * 1000;
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = access_token(parts)?;
+        let record = state.db.lookup_access_token(&hash_token(&token)).await?.ok_or_else(|| {
+            ApiError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unrecognised access token")
+        })?;
+        let now = now_ms();
+        if record.expires_ts.is_some_and(|expires| expires <= now) {
+            // Spec: an expired refreshable token is a soft logout; the client refreshes.
+            return Err(ApiError::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
+        }
+        state.rate_limits.check(RateClass::Client, &record.user_id)?;
+        if record.last_seen_ts.is_none_or(|seen| now - seen > LAST_SEEN_GRANULARITY_MS) {
+            let ip = ClientIp::from_parts(parts).0;
+            let db = state.db.clone();
+            let (user_id, device_id) = (record.user_id.clone(), record.device_id.clone());
+            tokio::spawn(async move {
+                if let Err(error) = db.touch_device(&user_id, &device_id, &ip, now).await {
+                    tracing::warn!(%error, "could not record device last-seen");
+                }
+            });
+        }
+        Ok(AuthUser { user_id: record.user_id, device_id: record.device_id })
+    }
+}
+
+/// The token from `Authorization: Bearer …`, or the deprecated `access_token` query parameter.
+fn access_token(parts: &Parts) -> Result<String, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        return match value.strip_prefix("Bearer ") {
+            Some(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+            _ => Err(ApiError::new(ErrorKind::MissingToken, "Invalid Authorization header: expected 'Bearer <token>'")),
+        };
+    }
+    match Query::<AccessTokenQuery>::try_from_uri(&parts.uri) {
+        Ok(Query(AccessTokenQuery { access_token: Some(token) })) if !token.is_empty() => Ok(token),
+        _ => Err(ApiError::new(ErrorKind::MissingToken, "Missing access token")),
+    }
+}
+
+/// The client's IP address, as seen on the socket.
+pub struct ClientIp(pub String);
+
+impl ClientIp {
+    fn from_parts(parts: &Parts) -> Self {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Self(ip)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn bodies_map_to_the_right_errcodes() {
+        let kind = |bytes: &[u8]| parse_json_body::<Body>(bytes).unwrap_err().kind;
+        assert_eq!(kind(b"{not json"), ErrorKind::NotJson);
+        assert_eq!(kind(b"\xff\xfe"), ErrorKind::NotJson);
+        assert_eq!(kind(b"[1,2]"), ErrorKind::BadJson);
+        assert_eq!(kind(br#"{"name": 5}"#), ErrorKind::BadJson);
+        assert_eq!(kind(b""), ErrorKind::BadJson, "empty reads as {{}} which lacks `name`");
+        assert!(parse_json_body::<Body>(br#"{"name": "x", "extra": true}"#).is_ok());
+    }
+}

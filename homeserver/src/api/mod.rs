@@ -1,0 +1,56 @@
+//! HTTP only: routes, extractors and the mapping of service results to responses. Handlers are
+//! thin: extract, call one service function, map the result. `client/` mirrors the spec's
+//! Client-Server API modules.
+
+pub mod client;
+pub mod extract;
+mod fallback;
+mod health;
+mod well_known;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, Method, Request, header},
+    response::IntoResponse,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{Any, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{error::ApiError, state::AppState};
+
+/// The whole client-facing router.
+pub fn router(state: AppState) -> Router {
+    let client = client::routes();
+    Router::new()
+        .nest("/_matrix/client/v3", client.clone())
+        // Clients that predate v3 still use r0 paths; Synapse serves both, so do we.
+        .nest("/_matrix/client/r0", client)
+        .merge(client::versionless_routes())
+        .merge(well_known::routes())
+        .merge(health::routes())
+        .fallback(fallback::unrecognized)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.limits.max_request_body_bytes))
+        .layer(cors())
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            // The path only: query strings can carry access tokens and must never be logged.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state)
+}
+
+/// CORS as the spec requires for browser clients (Client-Server API § Web Browser Clients).
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_headers([HeaderName::from_static("x-requested-with"), header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}

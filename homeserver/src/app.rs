@@ -1,0 +1,92 @@
+//! `App::build` opens storage, loads the signing key, binds every listener and reports the bound
+//! addresses; `run_until_stopped` serves until the shutdown signal, letting in-flight requests
+//! finish. Tests call exactly this with port 0.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use hearth_federation::SigningKey;
+use tokio::net::TcpListener;
+
+use crate::{
+    api,
+    config::Config,
+    services::{
+        accounts::Accounts, devices::Devices, passwords::Passwords, profiles::Profiles, rate_limit::RateLimiters,
+        uia::Uia,
+    },
+    state::{AppInner, AppState},
+    storage::Db,
+    tasks::{self, Shutdown},
+};
+
+pub struct App {
+    client_listener: TcpListener,
+    client_addr: SocketAddr,
+    state: AppState,
+    shutdown: Shutdown,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+        let signing_key = SigningKey::load_or_generate(&config.data_dir.join("signing.key"))?;
+        let db = Db::open(&config.database_url(), config.database.max_connections)
+            .await
+            .context("cannot open the database")?;
+
+        let client_listener = TcpListener::bind(config.listen.client)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.client))?;
+        let client_addr = client_listener.local_addr()?;
+
+        let passwords = Passwords::new(&config.auth, config.password_policy.clone())?;
+        let uia = Arc::new(Uia::new(
+            db.clone(),
+            passwords.clone(),
+            config.server_name.clone(),
+            config.registration.tokens.clone(),
+        ));
+        let state = AppState::new(AppInner {
+            base_url: config.public_baseurl(client_addr),
+            accounts: Accounts::new(&config, db.clone(), passwords, uia.clone()),
+            devices: Devices::new(db.clone(), uia),
+            profiles: Profiles::new(db.clone()),
+            rate_limits: RateLimiters::new(&config.rate_limits),
+            signing_key,
+            db,
+            config,
+        });
+        Ok(Self { client_listener, client_addr, state, shutdown: Shutdown::default() })
+    }
+
+    /// The address the client API listens on (the real port when configured with port 0).
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The signal that stops this server; tests trigger it, `main` wires it to SIGTERM/ctrl-c.
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { client_listener, state, shutdown, .. } = self;
+        tasks::spawn_background_tasks(state.clone(), shutdown.clone());
+        let router = api::router(state.clone());
+        let stopping = shutdown.clone();
+        axum::serve(client_listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stopping.wait().await })
+            .await
+            .context("client API server failed")?;
+        // Give SQLite a moment to checkpoint; PostgreSQL connections close cleanly.
+        let _ = tokio::time::timeout(Duration::from_secs(5), state.db.close()).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,320 @@
+//! Configuration: defaults in code < an optional TOML file (`--config`) < `HEARTH_*` environment
+//! variables (`__` nests: `HEARTH_DATABASE__URL`). Every option is documented in
+//! `config.example.toml`, which a test parses so it cannot drift from this file.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. Unknown keys are errors, so a typo never silently does nothing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server_name: String,
+    pub data_dir: PathBuf,
+    /// The URL clients reach the server at; defaults to `http://<client listen address>`.
+    pub public_baseurl: Option<String>,
+    pub listen: ListenConfig,
+    pub database: DatabaseConfig,
+    pub registration: RegistrationConfig,
+    pub password_policy: PasswordPolicy,
+    pub auth: AuthConfig,
+    pub rate_limits: RateLimitConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    pub client: SocketAddr,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://…`; empty means SQLite in the data directory.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    Open,
+    Token,
+    Closed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    pub mode: RegistrationMode,
+    /// Tokens accepted by the `m.login.registration_token` stage when `mode = "token"`.
+    pub tokens: Vec<Secret>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of an access token issued with a refresh token (clients that ask for one).
+    pub refreshable_access_token_lifetime_ms: u64,
+    /// argon2id memory cost in KiB, iterations and parallelism.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Failed logins per account allowed before each further attempt must wait.
+    pub login_free_failures: u32,
+    /// The longest wait imposed after repeated failed logins: the owner is never locked out longer.
+    pub login_max_backoff_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub login: RateLimit,
+    pub register: RateLimit,
+    pub client: RateLimit,
+}
+
+/// A token bucket: `burst` requests at once, one more every `period_ms`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub period_ms: u64,
+    pub burst: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_request_body_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter directive such as `info` or `hearth=debug,info`.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: "localhost".into(),
+            data_dir: PathBuf::from("./data"),
+            public_baseurl: None,
+            listen: ListenConfig::default(),
+            database: DatabaseConfig::default(),
+            registration: RegistrationConfig::default(),
+            password_policy: PasswordPolicy::default(),
+            auth: AuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self { client: SocketAddr::from(([127, 0, 0, 1], 8008)) }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: Secret::default(), max_connections: 10 }
+    }
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self { mode: RegistrationMode::Open, tokens: Vec::new() }
+    }
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            require_digit: false,
+            require_symbol: false,
+            require_lowercase: false,
+            require_uppercase: false,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            refreshable_access_token_lifetime_ms: 5 * 60 * 1000,
+            // OWASP's argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            login_free_failures: 5,
+            login_max_backoff_ms: 15 * 60 * 1000,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            login: RateLimit { period_ms: 3_000, burst: 5 },
+            register: RateLimit { period_ms: 10_000, burst: 3 },
+            client: RateLimit { period_ms: 50, burst: 100 },
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_request_body_bytes: 1024 * 1024 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), format: "text".into() }
+    }
+}
+
+/// A configuration error, naming the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults, then `file` if given, then `HEARTH_*` variables from the environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // `HEARTH_TEST_*` variables belong to the test suite, not to the server.
+        figment = figment.merge(Env::prefixed("HEARTH_").split("__").filter(|key| !key.as_str().starts_with("test_")));
+        Self::from_figment(figment)
+    }
+
+    /// Extracts and validates a configuration from any figment (tests build their own).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|error| ConfigError(describe_figment_error(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if ruma::ServerName::parse(&self.server_name).is_err() {
+            return Err(ConfigError(format!("server_name: {:?} is not a valid Matrix server name", self.server_name)));
+        }
+        if self.registration.mode == RegistrationMode::Token && self.registration.tokens.is_empty() {
+            return Err(ConfigError("registration.tokens: mode \"token\" needs at least one token".into()));
+        }
+        if self.registration.tokens.iter().any(|token| token.expose().is_empty()) {
+            return Err(ConfigError("registration.tokens: a token may not be empty".into()));
+        }
+        let url = self.database.url.expose();
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError("database.url: must start with sqlite: or postgres://".into()));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError("database.max_connections: must be at least 1".into()));
+        }
+        for (key, limit) in [
+            ("login", self.rate_limits.login),
+            ("register", self.rate_limits.register),
+            ("client", self.rate_limits.client),
+        ] {
+            if limit.period_ms == 0 || limit.burst == 0 {
+                return Err(ConfigError(format!("rate_limits.{key}: period_ms and burst must be positive")));
+            }
+        }
+        if self.auth.argon2_memory_kib < 8 * self.auth.argon2_parallelism
+            || self.auth.argon2_iterations == 0
+            || self.auth.argon2_parallelism == 0
+        {
+            return Err(ConfigError("auth.argon2_*: parameters out of range".into()));
+        }
+        if self.auth.refreshable_access_token_lifetime_ms < 1000 {
+            return Err(ConfigError("auth.refreshable_access_token_lifetime_ms: must be at least 1000".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError("log.format: must be \"text\" or \"json\"".into()));
+        }
+        if self.limits.max_request_body_bytes < 1024 {
+            return Err(ConfigError("limits.max_request_body_bytes: must be at least 1024".into()));
+        }
+        if let Some(base) = &self.public_baseurl
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return Err(ConfigError("public_baseurl: must be an http:// or https:// URL".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL actually used: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose();
+        if url.is_empty() { format!("sqlite://{}", self.data_dir.join("hearth.db").display()) } else { url.to_owned() }
+    }
+
+    /// The base URL advertised in `/.well-known/matrix/client`.
+    pub fn public_baseurl(&self, bound: SocketAddr) -> String {
+        let base = self.public_baseurl.clone().unwrap_or_else(|| format!("http://{bound}"));
+        if base.ends_with('/') { base } else { format!("{base}/") }
+    }
+}
+
+/// Figment's message already names the key ("for key `listen.client`"); keep each error on a line.
+fn describe_figment_error(error: figment::Error) -> String {
+    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// A secret string (database URL with password, registration tokens): never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "Secret(empty)" } else { "Secret(****)" })
+    }
+}

@@ -1,0 +1,62 @@
+//! The `hearth` binary: parse arguments, load configuration, start telemetry, run the `App`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use hearth::{App, Config, tasks};
+
+/// Hearth: a federated, self-hostable Matrix homeserver.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// A TOML configuration file (see config.example.toml). Without one, the defaults run.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("hearth: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hearth: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("hearth: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let server_name = config.server_name.clone();
+    let app = App::build(config).await?;
+    tracing::info!(server_name, client_api = %format!("http://{}", app.client_addr()), "hearth listening");
+    tokio::spawn(tasks::trigger_on_os_signals(app.shutdown_signal()));
+    app.run_until_stopped().await
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG, when set, overrides the configured filter.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,12 @@
+//! The behaviour of the server, behind the HTTP layer. Each service gets its dependencies in
+//! `new(...)`; handlers reach them through `AppState`. Nothing here knows about axum.
+
+pub mod accounts;
+pub mod devices;
+pub mod login_backoff;
+pub mod passwords;
+pub mod profiles;
+pub mod rate_limit;
+pub mod tokens;
+pub mod uia;
+pub mod usernames;

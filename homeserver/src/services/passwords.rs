@@ -1,0 +1,116 @@
+//! Password hashing with argon2id on a blocking thread, and the configured password policy.
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+
+use crate::{
+    config::{AuthConfig, PasswordPolicy},
+    error::{ApiError, ApiResult, ErrorKind},
+};
+
+/// Hashes and verifies passwords; cheap to clone.
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    policy: PasswordPolicy,
+}
+
+impl Passwords {
+    pub fn new(auth: &AuthConfig, policy: PasswordPolicy) -> anyhow::Result<Self> {
+        let params = Params::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism, None)
+            .map_err(|e| anyhow::anyhow!("auth.argon2_*: {e}"))?;
+        Ok(Self { params, policy })
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hashes a password (PHC string) off the async runtime.
+    pub async fn hash(&self, password: String) -> ApiResult<String> {
+        let argon2 = self.argon2();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2.hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format_args!("argon2: {e}")))
+    }
+
+    /// Verifies a password against a stored PHC hash off the async runtime. The comparison
+    /// inside argon2 is constant-time.
+    pub async fn verify(&self, password: String, stored_hash: String) -> ApiResult<bool> {
+        let argon2 = self.argon2();
+        tokio::task::spawn_blocking(move || match PasswordHash::new(&stored_hash) {
+            Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
+            Err(_) => false,
+        })
+        .await
+        .map_err(ApiError::internal)
+    }
+
+    /// Checks a new password against the configured policy (M_WEAK_PASSWORD otherwise).
+    pub fn check_policy(&self, password: &str) -> ApiResult<()> {
+        let policy = &self.policy;
+        let weak = |why: &str| Err(ApiError::new(ErrorKind::WeakPassword, why));
+        if password.chars().count() < policy.min_length {
+            return weak(&format!("Password must be at least {} characters long", policy.min_length));
+        }
+        if password.len() > 512 {
+            return Err(ApiError::invalid_param("Password is too long (at most 512 bytes)"));
+        }
+        if policy.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
+            return weak("Password must contain a digit");
+        }
+        if policy.require_symbol && !password.chars().any(|c| !c.is_alphanumeric()) {
+            return weak("Password must contain a symbol");
+        }
+        if policy.require_lowercase && !password.chars().any(char::is_lowercase) {
+            return weak("Password must contain a lowercase letter");
+        }
+        if policy.require_uppercase && !password.chars().any(char::is_uppercase) {
+            return weak("Password must contain an uppercase letter");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passwords(policy: PasswordPolicy) -> Passwords {
+        let auth = AuthConfig { argon2_memory_kib: 64, argon2_iterations: 1, ..AuthConfig::default() };
+        Passwords::new(&auth, policy).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_only_its_password() {
+        let p = passwords(PasswordPolicy::default());
+        let hash = p.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse".into(), hash.clone()).await.unwrap());
+        assert!(!p.verify("wrong horse".into(), hash).await.unwrap());
+        assert!(!p.verify("x".into(), "not a hash".into()).await.unwrap());
+    }
+
+    #[test]
+    fn the_policy_names_what_is_missing() {
+        let strict = PasswordPolicy {
+            min_length: 10,
+            require_digit: true,
+            require_symbol: true,
+            require_lowercase: true,
+            require_uppercase: true,
+        };
+        let p = passwords(strict);
+        assert!(p.check_policy("Short1!").is_err());
+        assert!(p.check_policy("nouppercase1!").is_err());
+        assert!(p.check_policy("NoDigitsHere!").is_err());
+        assert!(p.check_policy("NoSymbols123").is_err());
+        assert!(p.check_policy("Go0d-Enough!").is_ok());
+    }
+}

@@ -1,0 +1,98 @@
+//! Devices. A device owns at most one access token (and one refresh token); deleting a device
+//! deletes its tokens in the same transaction.
+
+use super::Db;
+
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub last_seen_ip: Option<String>,
+    pub last_seen_ts: Option<i64>,
+}
+
+type DeviceRow = (String, Option<String>, Option<String>, Option<i64>);
+
+fn to_record((device_id, display_name, last_seen_ip, last_seen_ts): DeviceRow) -> DeviceRecord {
+    DeviceRecord { device_id, display_name, last_seen_ip, last_seen_ts }
+}
+
+impl Db {
+    pub async fn devices(&self, user_id: &str) -> sqlx::Result<Vec<DeviceRecord>> {
+        let rows: Vec<DeviceRow> = sqlx::query_as(
+            "SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices WHERE user_id = $1 ORDER BY device_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(to_record).collect())
+    }
+
+    pub async fn device(&self, user_id: &str, device_id: &str) -> sqlx::Result<Option<DeviceRecord>> {
+        let row: Option<DeviceRow> = sqlx::query_as(
+            "SELECT device_id, display_name, last_seen_ip, last_seen_ts FROM devices WHERE user_id = $1 AND device_id = $2",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(to_record))
+    }
+
+    /// Renames a device; false when the user has no such device.
+    pub async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> sqlx::Result<bool> {
+        let result = sqlx::query("UPDATE devices SET display_name = $1 WHERE user_id = $2 AND device_id = $3")
+            .bind(display_name)
+            .bind(user_id)
+            .bind(device_id)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Records where and when a device was last seen (called at most every few minutes per device).
+    pub async fn touch_device(&self, user_id: &str, device_id: &str, ip: &str, ts: i64) -> sqlx::Result<()> {
+        sqlx::query("UPDATE devices SET last_seen_ip = $1, last_seen_ts = $2 WHERE user_id = $3 AND device_id = $4")
+            .bind(ip)
+            .bind(ts)
+            .bind(user_id)
+            .bind(device_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the given devices and their tokens.
+    pub async fn delete_devices(&self, user_id: &str, device_ids: &[String]) -> sqlx::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for device_id in device_ids {
+            for sql in [
+                "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM devices WHERE user_id = $1 AND device_id = $2",
+            ] {
+                sqlx::query(sql).bind(user_id).bind(device_id).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Deletes every device of the user except `keep` (if given), with their tokens.
+    pub async fn delete_other_devices(&self, user_id: &str, keep: Option<&str>) -> sqlx::Result<()> {
+        let keep = keep.unwrap_or("");
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM devices WHERE user_id = $1 AND device_id <> $2",
+        ] {
+            sqlx::query(sql).bind(user_id).bind(keep).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+}

@@ -1,0 +1,68 @@
+//! The real differences between SQLite and PostgreSQL, in one place.
+
+use anyhow::bail;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            bail!("database.url must start with sqlite: or postgres://")
+        }
+    }
+
+    /// SQLite: create the file (and its directory) when missing.
+    pub fn prepare_url(self, url: &str) -> anyhow::Result<String> {
+        match self {
+            Self::Sqlite => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or_default();
+                if path != ":memory:"
+                    && let Some(parent) = std::path::Path::new(path).parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(parent)?;
+                }
+                Ok(if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") })
+            }
+            Self::Postgres => Ok(url.to_owned()),
+        }
+    }
+
+    /// Run once per pool: WAL is a property of the SQLite file, so setting it once sticks.
+    pub fn once_statements(self) -> &'static [&'static str] {
+        match self {
+            Self::Sqlite => &["PRAGMA journal_mode = WAL"],
+            Self::Postgres => &[],
+        }
+    }
+
+    /// Run on every new connection. `synchronous = NORMAL` is durable in WAL mode except for the
+    /// last transactions on power loss (not on a process crash); busy_timeout lets concurrent
+    /// writers queue instead of failing with SQLITE_BUSY.
+    pub fn per_connection_statements(self) -> &'static [&'static str] {
+        match self {
+            Self::Sqlite => &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"],
+            Self::Postgres => &[],
+        }
+    }
+
+    /// Whether a database error is a unique-constraint violation (codes differ per backend).
+    pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+        match error {
+            sqlx::Error::Database(db) => {
+                matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+                    || db.code().is_some_and(|code| code == "23505" || code == "2067" || code == "1555")
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Storage: one API (`Db`) grouped by domain, two backends behind it (SQLite, the embedded
+//! default, and PostgreSQL), chosen by the database URL. Queries are portable SQL with `$n`
+//! placeholders, which both backends accept; the few real dialect differences live in
+//! `dialect.rs`. Migrations in `migrations/{sqlite,postgres}` are applied at start-up.
+
+pub mod devices;
+mod dialect;
+pub mod threepids;
+pub mod tokens;
+pub mod users;
+
+pub use dialect::Backend;
+
+use sqlx::{AnyPool, any::AnyPoolOptions};
+
+/// The database handle every service shares. Cloning is cheap (a pool handle).
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+impl Db {
+    /// Connects, configures the backend and applies pending migrations.
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url = backend.prepare_url(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    for statement in backend.per_connection_statements() {
+                        sqlx::query(*statement).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        for statement in backend.once_statements() {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection (on shutdown, so SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit every timestamp column uses.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Db {
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
