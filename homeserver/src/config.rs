@@ -216,7 +216,9 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         // `HEARTH_TEST_*` variables belong to the test suite, not to the server.
-        figment = figment.merge(Env::prefixed("HEARTH_").split("__").filter(|key| !key.as_str().starts_with("test_")));
+        figment = figment.merge(
+            Env::prefixed("HEARTH_").split("__").filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+        );
         Self::from_figment(figment)
     }
 
@@ -293,9 +295,18 @@ impl Config {
     }
 }
 
-/// Figment's message already names the key ("for key `listen.client`"); keep each error on a line.
+/// One line per error, each starting with the key as it is written in the TOML file
+/// (environment variables report upper-case keys; we lower-case them back).
 fn describe_figment_error(error: figment::Error) -> String {
-    error.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+            if key.is_empty() { format!("{}{source}", e.kind) } else { format!("{key}: {}{source}", e.kind) }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A secret string (database URL with password, registration tokens): never printed by `Debug`.

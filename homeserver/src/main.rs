@@ -53,7 +53,9 @@ fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     // RUST_LOG, when set, overrides the configured filter.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if config.log.format == "json" {
         builder.json().init();
     } else {

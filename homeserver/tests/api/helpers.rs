@@ -1,0 +1,249 @@
+//! Test helpers: start a server on a fresh database of either backend, and typed requests.
+
+use std::sync::OnceLock;
+
+use figment::{Figment, providers::Serialized};
+use hearth::{App, Config, config::Secret, tasks::Shutdown};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn name(backend: Backend)` as two tests: `name::sqlite` and
+/// `name::postgres`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    #[allow(dead_code)]
+    pub backend: Backend,
+    pub shutdown: Shutdown,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+    postgres_database: Option<String>,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub device_id: String,
+    pub token: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+fn postgres_admin_url() -> String {
+    std::env::var("HEARTH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether PostgreSQL answers; decided once per test run, with the reason printed when not.
+async fn postgres_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    if let Some(available) = AVAILABLE.get() {
+        return *available;
+    }
+    let available = match sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        Ok(connection) => {
+            let _ = connection.close().await;
+            true
+        }
+        Err(error) => {
+            eprintln!("SKIP PostgreSQL tests: cannot connect to {} ({error})", postgres_admin_url());
+            false
+        }
+    };
+    *AVAILABLE.get_or_init(|| available)
+}
+
+/// A configuration for tests: port 0, fast argon2, no rate limits (tests that need them turn
+/// them on).
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
+    config.listen.client = "127.0.0.1:0".parse().unwrap();
+    config.auth.argon2_memory_kib = 1024;
+    config.auth.argon2_iterations = 1;
+    config.rate_limits.enabled = false;
+    config
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts a server; None (after printing why) when the backend is PostgreSQL and none answers.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path());
+    let mut postgres_database = None;
+    if backend == Backend::Postgres {
+        if !postgres_available().await {
+            return None;
+        }
+        let name = format!("hearth_test_{}", hearth::services::tokens::generate_session_id().to_lowercase());
+        let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+        let _ = admin.close().await;
+        config.database.url = Secret::new(database_url(&name));
+        postgres_database = Some(name);
+    }
+    tweak(&mut config);
+    // Round-trip through figment so tests exercise the same validation as the binary.
+    let config = Config::from_figment(Figment::from(Serialized::defaults(config))).expect("valid test config");
+    let app = App::build(config).await.expect("server starts");
+    let base = format!("http://{}", app.client_addr());
+    let shutdown = app.shutdown_signal();
+    let server = tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        base,
+        client: reqwest::Client::new(),
+        backend,
+        shutdown,
+        server: Some(server),
+        _data_dir: data_dir,
+        postgres_database,
+    })
+}
+
+fn database_url(name: &str) -> String {
+    let admin = postgres_admin_url();
+    let (prefix, _) = admin.rsplit_once('/').expect("postgres URL has a database path");
+    format!("{prefix}/{name}")
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(name) = self.postgres_database.take() {
+            // Drop the test database from a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+impl TestApp {
+    /// Sends a request and returns the status and JSON body (Null for an empty body). Panics if
+    /// the body is not JSON: every answer of a Matrix server must be.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path} answered non-JSON {status}: {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, token, Some(body)).await
+    }
+
+    /// Registers `username` with the dummy stage and returns the logged-in session.
+    pub async fn register(&self, username: &str) -> Session {
+        let (status, body) = self
+            .post(
+                "/_matrix/client/v3/register",
+                None,
+                json!({"username": username, "password": PASSWORD, "auth": {"type": "m.login.dummy"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        session_from(&body)
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": username}, "password": password}),
+        )
+        .await
+    }
+}
+
+pub fn session_from(body: &Value) -> Session {
+    Session {
+        user_id: body["user_id"].as_str().expect("user_id").to_owned(),
+        device_id: body["device_id"].as_str().expect("device_id").to_owned(),
+        token: body["access_token"].as_str().expect("access_token").to_owned(),
+    }
+}
+
+/// Asserts a Matrix error: the status, the errcode, and a human-readable `error`.
+#[track_caller]
+pub fn assert_error(response: &(StatusCode, Value), status: StatusCode, errcode: &str) {
+    let (actual_status, body) = response;
+    assert_eq!(*actual_status, status, "{body}");
+    assert_eq!(body["errcode"], errcode, "{body}");
+    assert!(body["error"].is_string(), "error message missing: {body}");
+}
+
+/// The password UIA auth object for `user`, continuing `session` if given.
+pub fn password_auth(user_id: &str, password: &str, session: Option<&str>) -> Value {
+    let mut auth = json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user_id},
+        "password": password,
+    });
+    if let Some(session) = session {
+        auth["session"] = json!(session);
+    }
+    auth
+}

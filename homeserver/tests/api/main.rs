@@ -1,0 +1,16 @@
+//! The one integration-test binary. Every test starts the real server through `App::build` on
+//! port 0 with a temporary database, once on SQLite and once on PostgreSQL (`both_backends!`),
+//! and speaks HTTP to it like any client.
+
+#[macro_use]
+mod helpers;
+
+mod account;
+mod config;
+mod devices;
+mod discovery;
+mod hostile_input;
+mod login;
+mod operations;
+mod profile;
+mod register;
