@@ -69,6 +69,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for MatrixP
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // No identifier may contain NUL (and PostgreSQL text cannot store one).
+        if parts.uri.path().to_ascii_lowercase().contains("%00") {
+            return Err(ApiError::invalid_param("Path parameters may not contain NUL characters"));
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(path)| MatrixPath(path))

@@ -90,7 +90,9 @@ impl Accounts {
     fn registration_flows(&self) -> ApiResult<&'static [&'static [&'static str]]> {
         match self.registration_mode {
             RegistrationMode::Open => Ok(&[&[uia::DUMMY]]),
-            RegistrationMode::Token => Ok(&[&[uia::REGISTRATION_TOKEN]]),
+            // Synapse ends every registration flow with m.login.dummy, and clients (matrix-nio's
+            // register_with_token) complete that last stage explicitly, so the flow matches.
+            RegistrationMode::Token => Ok(&[&[uia::REGISTRATION_TOKEN, uia::DUMMY]]),
             RegistrationMode::Closed => Err(ApiError::forbidden("Registration has been disabled")),
         }
     }
@@ -127,6 +129,7 @@ impl Accounts {
             return Err(ApiError::missing_param("'password' is required"));
         };
         self.passwords.check_policy(&password)?;
+        validate_device_input(request.device_id.as_deref(), request.initial_device_display_name.as_deref())?;
         let email = request.email.as_deref().map(normalise_email).transpose()?;
         if let Some(email) = &email
             && self.db.user_by_threepid("email", email).await?.is_some()
@@ -231,13 +234,8 @@ impl Accounts {
         display_name: Option<&str>,
         with_refresh: bool,
     ) -> ApiResult<LoginSession> {
-        let device_id = match device_id {
-            Some(id) if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) => {
-                return Err(ApiError::invalid_param("Invalid device_id"));
-            }
-            Some(id) => id,
-            None => generate_device_id(),
-        };
+        validate_device_input(device_id.as_deref(), display_name)?;
+        let device_id = device_id.unwrap_or_else(generate_device_id);
         let access_token = generate_token("hth");
         let refresh_token = with_refresh.then(|| generate_token("hthr"));
         let expires_in_ms = with_refresh.then_some(self.refreshable_lifetime_ms);
@@ -328,6 +326,17 @@ impl Accounts {
         tracing::info!(%user_id, erase, "account deactivated");
         Ok(())
     }
+}
+
+/// Checks a client-chosen device id and name before anything is stored.
+fn validate_device_input(device_id: Option<&str>, display_name: Option<&str>) -> ApiResult<()> {
+    if device_id.is_some_and(|id| id.is_empty() || id.len() > 255 || id.chars().any(char::is_control)) {
+        return Err(ApiError::invalid_param("Invalid device_id"));
+    }
+    if display_name.is_some_and(|name| name.len() > 256 || name.chars().any(char::is_control)) {
+        return Err(ApiError::invalid_param("Device name must be at most 256 bytes, without control characters"));
+    }
+    Ok(())
 }
 
 /// An argon2id hash of a random password, verified against when the user does not exist.

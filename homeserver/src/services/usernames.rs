@@ -27,6 +27,9 @@ pub fn user_id_for_new_username(username: &str, server_name: &str) -> ApiResult<
 /// None when it names another server or cannot be a user id at all.
 pub fn user_id_for_login(user: &str, server_name: &str) -> Option<String> {
     let user = user.trim();
+    if user.chars().any(char::is_control) {
+        return None;
+    }
     if let Some(rest) = user.strip_prefix('@') {
         let (localpart, server) = rest.split_once(':')?;
         (server == server_name && !localpart.is_empty()).then(|| format!("@{}:{server_name}", localpart.to_lowercase()))

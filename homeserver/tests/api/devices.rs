@@ -40,7 +40,7 @@ async fn devices_are_listed_renamed_and_fetched(backend: Backend) {
     let mut device = json!(null);
     for _ in 0..50 {
         device = app.get(&path, Some(&alice.token)).await.1;
-        if device.get("last_seen_ts").is_some() {
+        if device["last_seen_ts"].is_i64() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

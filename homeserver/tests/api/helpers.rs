@@ -54,8 +54,24 @@ pub struct Session {
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// HEARTH_TEST_POSTGRES_URL, or the `test` database on 127.0.0.1:5432 as the current OS user
+/// (named explicitly: sqlx falls back to "anonymous" when $USER is unset, as it is in CI).
 fn postgres_admin_url() -> String {
-    std::env::var("HEARTH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".to_owned())
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        std::env::var("HEARTH_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            let user = ["PGUSER", "USER", "LOGNAME"]
+                .into_iter()
+                .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+                .or_else(|| {
+                    let output = std::process::Command::new("id").arg("-un").output().ok()?;
+                    Some(String::from_utf8(output.stdout).ok()?.trim().to_owned()).filter(|u| !u.is_empty())
+                })
+                .unwrap_or_else(|| "postgres".to_owned());
+            format!("postgres://{user}@127.0.0.1:5432/test")
+        })
+    })
+    .clone()
 }
 
 /// Whether PostgreSQL answers; decided once per test run, with the reason printed when not.
@@ -70,7 +86,12 @@ async fn postgres_available() -> bool {
             true
         }
         Err(error) => {
-            eprintln!("SKIP PostgreSQL tests: cannot connect to {} ({error})", postgres_admin_url());
+            let reason = format!("cannot connect to {} ({error})", postgres_admin_url());
+            // CI on a machine that has PostgreSQL must never test less without failing.
+            if std::env::var("HEARTH_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("PostgreSQL is required (HEARTH_TEST_REQUIRE_POSTGRES=1) but {reason}");
+            }
+            eprintln!("SKIP PostgreSQL tests: {reason}");
             false
         }
     };

@@ -171,7 +171,7 @@ async fn token_registration_requires_a_valid_token(backend: Backend) {
     };
     let (status, challenge) = app.post(REGISTER, None, json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(challenge["flows"], json!([{"stages": ["m.login.registration_token"]}]));
+    assert_eq!(challenge["flows"], json!([{"stages": ["m.login.registration_token", "m.login.dummy"]}]));
     let session = challenge["session"].as_str().unwrap();
 
     let dummy = app
@@ -201,6 +201,15 @@ async fn token_registration_requires_a_valid_token(backend: Backend) {
             REGISTER,
             None,
             json!({"username": "alice", "password": PASSWORD, "auth": {"type": "m.login.registration_token", "token": "let-me-in", "session": session}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["completed"], json!(["m.login.registration_token"]));
+    let (status, body) = app
+        .post(
+            REGISTER,
+            None,
+            json!({"username": "alice", "password": PASSWORD, "auth": {"type": "m.login.dummy", "session": session}}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

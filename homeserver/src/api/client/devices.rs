@@ -6,7 +6,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{
     api::extract::{AuthUser, MatrixJson, MatrixPath},
@@ -22,19 +22,15 @@ pub fn routes() -> Router<AppState> {
         .route("/delete_devices", post(delete_many))
 }
 
+/// All four keys always present, null when unknown, as Synapse answers (matrix-nio's schema
+/// requires them).
 fn device_json(device: DeviceRecord) -> Value {
-    let mut body = Map::new();
-    body.insert("device_id".into(), device.device_id.into());
-    if let Some(name) = device.display_name {
-        body.insert("display_name".into(), name.into());
-    }
-    if let Some(ip) = device.last_seen_ip {
-        body.insert("last_seen_ip".into(), ip.into());
-    }
-    if let Some(ts) = device.last_seen_ts {
-        body.insert("last_seen_ts".into(), ts.into());
-    }
-    Value::Object(body)
+    json!({
+        "device_id": device.device_id,
+        "display_name": device.display_name,
+        "last_seen_ip": device.last_seen_ip,
+        "last_seen_ts": device.last_seen_ts,
+    })
 }
 
 /// GET /devices
