@@ -6,7 +6,11 @@
 //! so everything is unit-tested without a server.
 
 pub mod canonical_json;
+pub mod event_auth;
+pub mod pdu;
+pub mod room_versions;
 pub mod signing_key;
 
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
+pub use pdu::{NewPdu, Pdu, PduError};
 pub use signing_key::{SigningKey, SigningKeyError};

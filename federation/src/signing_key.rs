@@ -103,6 +103,18 @@ impl SigningKey {
             .map_err(|e| SigningKeyError::Sign(e.to_string()))
     }
 
+    /// Adds the content hash to a new event and signs its redacted form (spec: Server-Server
+    /// API § Signing Events).
+    pub fn hash_and_sign_event(
+        &self,
+        server_name: &str,
+        event: &mut CanonicalJsonObject,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+    ) -> Result<(), String> {
+        ruma::signatures::hash_and_sign_event(server_name, &self.key_pair, event, &rules.redaction)
+            .map_err(|e| e.to_string())
+    }
+
     /// Signs raw bytes (used by tests and request signing).
     pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
         self.key_pair.sign(message).as_bytes().to_vec()

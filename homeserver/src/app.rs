@@ -12,7 +12,13 @@ use crate::{
     api,
     config::Config,
     services::{
-        accounts::Accounts, devices::Devices, passwords::Passwords, profiles::Profiles, rate_limit::RateLimiters,
+        accounts::Accounts,
+        devices::Devices,
+        passwords::Passwords,
+        profiles::Profiles,
+        rate_limit::RateLimiters,
+        rooms::Rooms,
+        sync::{Notifier, SyncService},
         uia::Uia,
     },
     state::{AppInner, AppState},
@@ -31,7 +37,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-        let signing_key = SigningKey::load_or_generate(&config.data_dir.join("signing.key"))?;
+        let signing_key = Arc::new(SigningKey::load_or_generate(&config.data_dir.join("signing.key"))?);
         let db = Db::open(&config.database_url(), config.database.max_connections)
             .await
             .context("cannot open the database")?;
@@ -48,7 +54,19 @@ impl App {
             config.server_name.clone(),
             config.registration.tokens.clone(),
         ));
+        let rooms = Arc::new(
+            Rooms::new(
+                db.clone(),
+                signing_key.clone(),
+                config.server_name.clone(),
+                config.rooms.default_version.clone(),
+                Notifier::new(0),
+            )
+            .await?,
+        );
         let state = AppState::new(AppInner {
+            sync: SyncService::new(db.clone(), rooms.clone()),
+            rooms,
             base_url: config.public_baseurl(client_addr),
             accounts: Accounts::new(&config, db.clone(), passwords, uia.clone()),
             devices: Devices::new(db.clone(), uia),

@@ -25,7 +25,21 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limits: RateLimitConfig,
     pub limits: LimitsConfig,
+    pub rooms: RoomsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// The room version new rooms get unless the client asks for another.
+    pub default_version: String,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self { default_version: "12".into() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -128,6 +142,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limits: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
+            rooms: RoomsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -267,6 +282,13 @@ impl Config {
         }
         if self.auth.refreshable_access_token_lifetime_ms < 1000 {
             return Err(ConfigError("auth.refreshable_access_token_lifetime_ms: must be at least 1000".into()));
+        }
+        if hearth_federation::room_versions::rules_for(&self.rooms.default_version).is_none() {
+            return Err(ConfigError(format!(
+                "rooms.default_version: {:?} is not one of {:?}",
+                self.rooms.default_version,
+                hearth_federation::room_versions::SUPPORTED_ROOM_VERSIONS
+            )));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError("log.format: must be \"text\" or \"json\"".into()));

@@ -36,6 +36,8 @@ pub enum ErrorKind {
     UserDeactivated,
     ThreepidInUse,
     GuestAccessForbidden,
+    UnsupportedRoomVersion,
+    RoomInUse,
     /// User-interactive auth needs (more) stages: 401 with the flows in the body.
     UserInteractiveAuth {
         body: Map<String, Value>,
@@ -104,6 +106,8 @@ impl ApiError {
             UserDeactivated => (StatusCode::FORBIDDEN, "M_USER_DEACTIVATED"),
             ThreepidInUse => (StatusCode::BAD_REQUEST, "M_THREEPID_IN_USE"),
             GuestAccessForbidden => (StatusCode::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN"),
+            UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
+            RoomInUse => (StatusCode::BAD_REQUEST, "M_ROOM_IN_USE"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }

@@ -7,7 +7,10 @@ use hearth_federation::SigningKey;
 
 use crate::{
     config::Config,
-    services::{accounts::Accounts, devices::Devices, profiles::Profiles, rate_limit::RateLimiters},
+    services::{
+        accounts::Accounts, devices::Devices, profiles::Profiles, rate_limit::RateLimiters, rooms::Rooms,
+        sync::SyncService,
+    },
     storage::Db,
 };
 
@@ -19,7 +22,9 @@ pub struct AppInner {
     /// The base URL clients use, as advertised in `.well-known`.
     pub base_url: String,
     pub db: Db,
-    pub signing_key: SigningKey,
+    pub signing_key: Arc<SigningKey>,
+    pub rooms: Arc<Rooms>,
+    pub sync: SyncService,
     pub accounts: Accounts,
     pub devices: Devices,
     pub profiles: Profiles,

@@ -7,6 +7,8 @@ pub mod login_backoff;
 pub mod passwords;
 pub mod profiles;
 pub mod rate_limit;
+pub mod rooms;
+pub mod sync;
 pub mod tokens;
 pub mod uia;
 pub mod usernames;

@@ -5,6 +5,7 @@
 
 pub mod devices;
 mod dialect;
+pub mod rooms;
 pub mod threepids;
 pub mod tokens;
 pub mod users;

@@ -268,3 +268,63 @@ pub fn password_auth(user_id: &str, password: &str, session: Option<&str>) -> Va
     }
     auth
 }
+
+/// Percent-encodes a path segment (room ids, aliases and event ids carry `!`, `#`, `$`, `:`).
+pub fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len() * 3);
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl TestApp {
+    pub async fn create_room(&self, token: &str, body: Value) -> String {
+        let (status, response) = self.post("/_matrix/client/v3/createRoom", Some(token), body).await;
+        assert_eq!(status, StatusCode::OK, "{response}");
+        response["room_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn join(&self, token: &str, room_id: &str) -> (StatusCode, Value) {
+        self.post(&format!("/_matrix/client/v3/join/{}", encode(room_id)), Some(token), json!({})).await
+    }
+
+    pub async fn send_text(&self, token: &str, room_id: &str, body: &str) -> String {
+        let txn = hearth::services::tokens::generate_session_id();
+        let (status, response) = self
+            .put(
+                &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}", encode(room_id)),
+                Some(token),
+                json!({"msgtype": "m.text", "body": body}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{response}");
+        response["event_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64) -> Value {
+        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
+        if let Some(since) = since {
+            path.push_str(&format!("&since={since}"));
+        }
+        let (status, body) = self.get(&path, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub fn room_path(&self, room_id: &str, rest: &str) -> String {
+        format!("/_matrix/client/v3/rooms/{}/{rest}", encode(room_id))
+    }
+}
+
+/// The timeline events of a room in a sync response.
+pub fn timeline<'a>(sync: &'a Value, room_id: &str) -> Vec<&'a Value> {
+    sync["rooms"]["join"][room_id]["timeline"]["events"]
+        .as_array()
+        .map(|events| events.iter().collect())
+        .unwrap_or_default()
+}

@@ -14,3 +14,5 @@ mod login;
 mod operations;
 mod profile;
 mod register;
+mod rooms;
+mod sync;

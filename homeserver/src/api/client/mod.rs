@@ -8,6 +8,8 @@ mod devices;
 mod login;
 mod profile;
 mod register;
+mod rooms;
+mod sync;
 mod versions;
 
 use axum::Router;
@@ -22,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .merge(devices::routes())
         .merge(profile::routes())
         .merge(capabilities::routes())
+        .merge(rooms::routes())
+        .merge(sync::routes())
 }
 
 pub fn versionless_routes() -> Router<AppState> {

@@ -1,0 +1,154 @@
+//! Membership changes (spec: Client-Server API § Room membership): join, invite, leave, kick,
+//! ban, unban, forget. Every change is an m.room.member event through the event writer, so the
+//! authorization rules decide who may do what.
+
+use serde_json::{Value, json};
+
+use super::{NewEvent, Rooms};
+use crate::error::{ApiError, ApiResult};
+
+impl Rooms {
+    /// The content of a member event for `user`: the membership plus their current profile.
+    pub(super) async fn member_content(&self, user_id: &str, membership: &str) -> ApiResult<Value> {
+        let mut content = json!({"membership": membership});
+        if let Some(user) = self.db.user(user_id).await? {
+            if let Some(name) = user.displayname {
+                content["displayname"] = name.into();
+            }
+            if let Some(avatar) = user.avatar_url {
+                content["avatar_url"] = avatar.into();
+            }
+        }
+        Ok(content)
+    }
+
+    /// Resolves a room id or `#alias:server` to a room this server knows.
+    pub async fn resolve_room(&self, room_id_or_alias: &str) -> ApiResult<String> {
+        if room_id_or_alias.starts_with('#') {
+            return self
+                .db
+                .alias_room(room_id_or_alias)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Room alias not found"));
+        }
+        if ruma::RoomId::parse(room_id_or_alias).is_err() {
+            return Err(ApiError::invalid_param("Invalid room id or alias"));
+        }
+        if self.db.room_version(room_id_or_alias).await?.is_none() {
+            // Joining rooms on other servers arrives with federation.
+            return Err(ApiError::not_found("Unknown room"));
+        }
+        Ok(room_id_or_alias.to_owned())
+    }
+
+    pub async fn join(&self, user_id: &str, room_id_or_alias: &str) -> ApiResult<String> {
+        let room_id = self.resolve_room(room_id_or_alias).await?;
+        if self.db.membership(&room_id, user_id).await?.is_some_and(|m| m.membership == "join") {
+            return Ok(room_id);
+        }
+        let content = self.member_content(user_id, "join").await?;
+        self.append(NewEvent {
+            room_id: &room_id,
+            sender: user_id,
+            event_type: "m.room.member",
+            state_key: Some(user_id),
+            content,
+            transaction: None,
+        })
+        .await?;
+        Ok(room_id)
+    }
+
+    pub async fn invite(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+        is_direct: bool,
+    ) -> ApiResult<()> {
+        let target_id = ruma::UserId::parse(target).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
+        if target_id.server_name().as_str() != self.server_name {
+            return Err(ApiError::forbidden(
+                "Inviting users on other servers needs federation, which this server does not do yet",
+            ));
+        }
+        if !self.db.user_exists(target).await? {
+            return Err(ApiError::not_found("Unknown user"));
+        }
+        let mut content = self.member_content(target, "invite").await?;
+        if is_direct {
+            content["is_direct"] = true.into();
+        }
+        if let Some(reason) = reason {
+            content["reason"] = reason.into();
+        }
+        self.append(NewEvent {
+            room_id,
+            sender,
+            event_type: "m.room.member",
+            state_key: Some(target),
+            content,
+            transaction: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Leave (target == sender), kick (membership leave on someone else), ban or unban.
+    pub async fn set_membership(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        membership: &str,
+        reason: Option<&str>,
+    ) -> ApiResult<()> {
+        ruma::UserId::parse(target).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
+        self.rules(room_id).await?;
+        let current = self.db.membership(room_id, target).await?.map(|m| m.membership);
+        let in_room = matches!(current.as_deref(), Some("join" | "invite" | "knock"));
+        if membership == "leave" && !in_room {
+            if sender == target {
+                return Err(ApiError::forbidden("You are not in this room"));
+            }
+            // Leave on a banned user is an unban; anything else needs the user in the room.
+            if current.as_deref() != Some("ban") {
+                return Err(ApiError::forbidden("The user is not in this room"));
+            }
+        }
+        let mut content = json!({"membership": membership});
+        if let Some(reason) = reason {
+            content["reason"] = reason.into();
+        }
+        self.append(NewEvent {
+            room_id,
+            sender,
+            event_type: "m.room.member",
+            state_key: Some(target),
+            content,
+            transaction: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// POST /unban: only a banned user can be unbanned.
+    pub async fn unban(&self, sender: &str, room_id: &str, target: &str, reason: Option<&str>) -> ApiResult<()> {
+        if self.db.membership(room_id, target).await?.map(|m| m.membership).as_deref() != Some("ban") {
+            return Err(ApiError::forbidden("The user is not banned"));
+        }
+        self.set_membership(sender, room_id, target, "leave", reason).await
+    }
+
+    /// POST /forget: the room disappears from the user's sync; only after leaving.
+    pub async fn forget(&self, user_id: &str, room_id: &str) -> ApiResult<()> {
+        match self.db.membership(room_id, user_id).await?.map(|m| m.membership).as_deref() {
+            Some("join") | Some("invite") | Some("knock") => {
+                Err(ApiError::unknown("You must leave the room before forgetting it"))
+            }
+            Some(_) => Ok(self.db.forget_room(room_id, user_id).await?),
+            None => Err(ApiError::not_found("You have never been in this room")),
+        }
+    }
+}

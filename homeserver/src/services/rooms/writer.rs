@@ -1,0 +1,223 @@
+//! The single event writer. A local event is built on the room's forward extremities, cites
+//! its auth events from current state, is hashed and signed, checked against the spec's
+//! authorization rules, committed in one transaction at the next stream position, and only
+//! then published to the notifier.
+
+use std::collections::HashMap;
+
+use hearth_federation::{NewPdu, Pdu, event_auth, room_versions::rules_for};
+use ruma::{EventId, OwnedEventId, RoomId, UserId};
+use serde_json::Value;
+
+use super::Rooms;
+use crate::{
+    error::{ApiError, ApiResult},
+    storage::{now_ms, rooms::EventToPersist},
+};
+
+/// A local event to append to a room.
+pub struct NewEvent<'a> {
+    pub room_id: &'a str,
+    pub sender: &'a str,
+    pub event_type: &'a str,
+    pub state_key: Option<&'a str>,
+    pub content: Value,
+    /// (device, txn id) for PUT /send idempotency.
+    pub transaction: Option<(&'a str, &'a str)>,
+}
+
+impl Rooms {
+    /// Appends an event; returns its event id. A repeated (device, txn id) returns the event
+    /// the first request created.
+    pub async fn append(&self, new: NewEvent<'_>) -> ApiResult<String> {
+        let mut last_stream = self.writer.lock().await;
+        if let Some((device, txn)) = new.transaction
+            && let Some(existing) = self.db.transaction_event(new.sender, device, txn).await?
+        {
+            return Ok(existing);
+        }
+        let rules = self.rules(new.room_id).await?;
+        let room_id = RoomId::parse(new.room_id).map_err(|_| ApiError::invalid_param("Invalid room id"))?;
+        let sender = UserId::parse(new.sender).map_err(ApiError::internal)?;
+        let Value::Object(mut content) = new.content else {
+            return Err(ApiError::bad_json("Event content must be a JSON object"));
+        };
+        let raw_content = serde_json::value::to_raw_value(&content).map_err(ApiError::internal)?;
+
+        let state: HashMap<(String, String), String> = self
+            .db
+            .current_state(new.room_id)
+            .await?
+            .into_iter()
+            .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
+            .collect();
+        let auth_types = event_auth::auth_types_for_event(
+            new.event_type,
+            &sender,
+            new.state_key,
+            &raw_content,
+            &rules.authorization,
+        )
+        .map_err(|reason| ApiError::bad_json(format!("Invalid event: {reason}")))?;
+        let auth_event_ids: Vec<String> = auth_types.iter().filter_map(|key| state.get(key).cloned()).collect();
+
+        // Load the events the checks read: the cited auth events and the create event.
+        let create_key = ("m.room.create".to_owned(), String::new());
+        let mut wanted: Vec<String> = auth_event_ids.clone();
+        if let Some(create_id) = state.get(&create_key)
+            && !wanted.contains(create_id)
+        {
+            wanted.push(create_id.clone());
+        }
+        let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        let mut state_events: HashMap<(String, String), Pdu> = HashMap::new();
+        for stored in self.db.events(&wanted).await? {
+            let pdu = super::parse_stored(&stored, &rules)?;
+            if let Some(key) = stored.state_key.clone() {
+                state_events.insert((stored.event_type.clone(), key), pdu.clone());
+            }
+            // v12 rooms find their create event by id (the room id is its hash), so it is always
+            // available to the checks even though it is not cited.
+            if auth_event_ids.contains(&stored.event_id) || stored.event_type == "m.room.create" {
+                auth_events.insert(pdu.event_id().to_owned(), pdu);
+            }
+        }
+
+        let (prev_events, max_depth) = self.db.forward_extremities(new.room_id).await?;
+        let redacts = if new.event_type == "m.room.redaction" {
+            let redacts = content.get("redacts").and_then(Value::as_str).and_then(|id| EventId::parse(id).ok());
+            if !rules.redaction.content_field_redacts {
+                content.remove("redacts");
+            }
+            redacts
+        } else {
+            None
+        };
+        let canonical_content = match hearth_federation::to_canonical_object(Value::Object(content)) {
+            Ok(object) => object,
+            Err(error) => return Err(ApiError::bad_json(format!("Event content is not canonical JSON: {error}"))),
+        };
+        let pdu = Pdu::build_and_sign(
+            NewPdu {
+                room_id: Some(&room_id),
+                sender: &sender,
+                event_type: new.event_type,
+                state_key: new.state_key,
+                content: canonical_content,
+                prev_events: prev_events.iter().filter_map(|id| EventId::parse(id.as_str()).ok()).collect(),
+                auth_events: auth_event_ids.iter().filter_map(|id| EventId::parse(id.as_str()).ok()).collect(),
+                depth: (max_depth + 1) as u64,
+                origin_server_ts: now_ms() as u64,
+                redacts: redacts.as_deref(),
+            },
+            &rules,
+            &self.server_name,
+            &self.signing_key,
+        )
+        .map_err(|error| ApiError::bad_json(error.to_string()))?;
+        event_auth::check_event(&rules.authorization, &pdu, &auth_events, &state_events)
+            .map_err(|reason| ApiError::forbidden(format!("Not allowed: {reason}")))?;
+
+        let stream = *last_stream + 1;
+        self.persist(&pdu, new.room_id, &prev_events, None, new.transaction.map(|(d, t)| (new.sender, d, t)), stream)
+            .await?;
+        *last_stream = stream;
+        self.notifier.publish(stream);
+        Ok(pdu.event_id().to_string())
+    }
+
+    /// Creates a room from its signed create event (the first event, which has no prev or auth
+    /// events). Returns the room id.
+    pub(super) async fn append_create(
+        &self,
+        creator: &UserId,
+        version: &str,
+        mut content: serde_json::Map<String, Value>,
+    ) -> ApiResult<String> {
+        let rules = rules_for(version).ok_or_else(|| ApiError::internal("unsupported room version"))?;
+        content.insert("room_version".into(), version.into());
+        // Before v11 the create event names its creator in the content.
+        if !rules.authorization.use_room_create_sender {
+            content.insert("creator".into(), creator.to_string().into());
+        }
+        let content = hearth_federation::to_canonical_object(Value::Object(content))
+            .map_err(|error| ApiError::bad_json(format!("creation_content: {error}")))?;
+        // v12: the room id is the create event's hash; earlier versions name it up front.
+        let named_room = (!rules.authorization.room_create_event_id_as_room_id)
+            .then(|| RoomId::parse(format!("!{}:{}", crate::services::tokens::generate_session_id(), self.server_name)))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        let mut last_stream = self.writer.lock().await;
+        let pdu = Pdu::build_and_sign(
+            NewPdu {
+                room_id: named_room.as_deref(),
+                sender: creator,
+                event_type: "m.room.create",
+                state_key: Some(""),
+                content,
+                prev_events: Vec::new(),
+                auth_events: Vec::new(),
+                depth: 1,
+                origin_server_ts: now_ms() as u64,
+                redacts: None,
+            },
+            &rules,
+            &self.server_name,
+            &self.signing_key,
+        )
+        .map_err(|error| ApiError::bad_json(error.to_string()))?;
+        event_auth::check_event(&rules.authorization, &pdu, &HashMap::new(), &HashMap::new())
+            .map_err(|reason| ApiError::bad_json(format!("Invalid create event: {reason}")))?;
+        let room_id =
+            pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
+        let stream = *last_stream + 1;
+        self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, stream).await?;
+        *last_stream = stream;
+        self.notifier.publish(stream);
+        Ok(room_id)
+    }
+
+    async fn persist(
+        &self,
+        pdu: &Pdu,
+        room_id: &str,
+        prev_events: &[String],
+        new_room: Option<(&str, &str)>,
+        transaction: Option<(&str, &str, &str)>,
+        stream: i64,
+    ) -> ApiResult<()> {
+        let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
+        let event_type = pdu.event_type_str();
+        let membership = if event_type == "m.room.member" {
+            let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+            content.get("membership").and_then(Value::as_str).map(str::to_owned)
+        } else {
+            None
+        };
+        let redacts = if event_type == "m.room.redaction" { pdu.redacts().map(|id| id.to_string()) } else { None };
+        self.db
+            .persist_event(
+                stream,
+                EventToPersist {
+                    event_id: pdu.event_id().as_str(),
+                    room_id,
+                    sender: pdu.sender().as_str(),
+                    event_type: &event_type,
+                    state_key: pdu.state_key(),
+                    depth: pdu.depth() as i64,
+                    origin_server_ts: pdu.origin_server_ts() as i64,
+                    json: &json,
+                    prev_events,
+                    new_room,
+                    membership: match (&membership, pdu.state_key()) {
+                        (Some(membership), Some(target)) => Some((target, membership.as_str())),
+                        _ => None,
+                    },
+                    redacts: redacts.as_deref(),
+                    transaction,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! /sync: the notifier and the assembly of sync responses from storage.
+
+pub mod notifier;
+pub mod response;
+pub mod token;
+
+pub use notifier::Notifier;
+pub use response::{SyncRequest, SyncService};

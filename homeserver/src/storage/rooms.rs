@@ -1,0 +1,467 @@
+//! Rooms, events, state over time, memberships and aliases. Events are written only by
+//! `persist_event`, in one transaction with everything that depends on them.
+
+use super::{Backend, Db, now_ms};
+
+/// An event as stored: its signed PDU JSON and where it sits in the stream.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub stream: i64,
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub json: String,
+    /// The event id of the redaction applied to this event, if any.
+    pub redacted_because: Option<String>,
+}
+
+/// One current-state entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StateEntry {
+    pub event_type: String,
+    pub state_key: String,
+    pub event_id: String,
+}
+
+/// Everything `persist_event` writes for one new event.
+pub struct EventToPersist<'a> {
+    pub event_id: &'a str,
+    pub room_id: &'a str,
+    pub sender: &'a str,
+    pub event_type: &'a str,
+    pub state_key: Option<&'a str>,
+    pub depth: i64,
+    pub origin_server_ts: i64,
+    pub json: &'a str,
+    pub prev_events: &'a [String],
+    /// Set for the create event: the room row to insert (version, creator).
+    pub new_room: Option<(&'a str, &'a str)>,
+    /// For m.room.member events: (target user, membership).
+    pub membership: Option<(&'a str, &'a str)>,
+    /// For m.room.redaction: the event it redacts (marked in the same transaction).
+    pub redacts: Option<&'a str>,
+    /// (user, device, txn id) of a client send, for idempotency.
+    pub transaction: Option<(&'a str, &'a str, &'a str)>,
+}
+
+/// A user's membership of a room.
+#[derive(Debug, Clone)]
+pub struct MembershipRecord {
+    pub room_id: String,
+    pub membership: String,
+    pub event_id: String,
+    pub stream: i64,
+}
+
+const EVENT_COLUMNS: &str = "stream_ordering, event_id, room_id, sender, event_type, state_key, json, redacted_because";
+
+type EventRow = (i64, String, String, String, String, Option<String>, String, Option<String>);
+
+fn to_event(
+    (stream, event_id, room_id, sender, event_type, state_key, json, redacted_because): EventRow,
+) -> StoredEvent {
+    StoredEvent { stream, event_id, room_id, sender, event_type, state_key, json, redacted_because }
+}
+
+impl Db {
+    pub async fn room_version(&self, room_id: &str) -> sqlx::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT room_version FROM rooms WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// The highest stream position of any stored event (0 when there are none).
+    pub async fn max_stream(&self) -> sqlx::Result<i64> {
+        let (max,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(stream_ordering) FROM events").fetch_one(self.pool()).await?;
+        Ok(max.unwrap_or(0))
+    }
+
+    pub async fn event(&self, event_id: &str) -> sqlx::Result<Option<StoredEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1");
+        let row: Option<EventRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(event_id).fetch_optional(self.pool()).await?;
+        Ok(row.map(to_event))
+    }
+
+    /// Events by id, in no particular order; unknown ids are skipped.
+    pub async fn events(&self, event_ids: &[String]) -> sqlx::Result<Vec<StoredEvent>> {
+        let mut events = Vec::with_capacity(event_ids.len());
+        // One query per batch of ids; placeholders are numbered, so build the list.
+        for chunk in event_ids.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id IN ({})", placeholders.join(","));
+            let mut query = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            events.extend(query.fetch_all(self.pool()).await?.into_iter().map(to_event));
+        }
+        Ok(events)
+    }
+
+    /// The room's current state.
+    pub async fn current_state(&self, room_id: &str) -> sqlx::Result<Vec<StateEntry>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT event_type, state_key, event_id FROM room_state WHERE room_id = $1 AND to_stream IS NULL",
+        )
+        .bind(room_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_type, state_key, event_id)| StateEntry { event_type, state_key, event_id })
+            .collect())
+    }
+
+    /// The room's state as it was right after the event at stream position `at`.
+    pub async fn state_at(&self, room_id: &str, at: i64) -> sqlx::Result<Vec<StateEntry>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT event_type, state_key, event_id FROM room_state
+             WHERE room_id = $1 AND from_stream <= $2 AND (to_stream IS NULL OR to_stream > $2)",
+        )
+        .bind(room_id)
+        .bind(at)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_type, state_key, event_id)| StateEntry { event_type, state_key, event_id })
+            .collect())
+    }
+
+    /// One current state event.
+    pub async fn current_state_event(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> sqlx::Result<Option<StoredEvent>> {
+        let sql = format!(
+            "SELECT {} FROM events e JOIN room_state s ON s.event_id = e.event_id
+             WHERE s.room_id = $1 AND s.event_type = $2 AND s.state_key = $3 AND s.to_stream IS NULL",
+            EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let row: Option<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(room_id)
+            .bind(event_type)
+            .bind(state_key)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(to_event))
+    }
+
+    /// The room's forward extremities and the greatest depth among them.
+    pub async fn forward_extremities(&self, room_id: &str) -> sqlx::Result<(Vec<String>, i64)> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e ON e.event_id = f.event_id WHERE f.room_id = $1",
+        )
+        .bind(room_id)
+        .fetch_all(self.pool())
+        .await?;
+        let depth = rows.iter().map(|(_, d)| *d).max().unwrap_or(0);
+        Ok((rows.into_iter().map(|(id, _)| id).collect(), depth))
+    }
+
+    pub async fn transaction_event(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        txn_id: &str,
+    ) -> sqlx::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT event_id FROM event_transactions WHERE user_id = $1 AND device_id = $2 AND txn_id = $3",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(txn_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Writes an event and everything that follows from it in one transaction, at the stream
+    /// position `stream` (which the single event writer allocates).
+    pub async fn persist_event(&self, stream: i64, event: EventToPersist<'_>) -> sqlx::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        if let Some((version, creator)) = event.new_room {
+            sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ($1, $2, $3, $4)")
+                .bind(event.room_id)
+                .bind(version)
+                .bind(creator)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO events (stream_ordering, event_id, room_id, sender, event_type, state_key, depth, origin_server_ts, json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(stream)
+        .bind(event.event_id)
+        .bind(event.room_id)
+        .bind(event.sender)
+        .bind(event.event_type)
+        .bind(event.state_key)
+        .bind(event.depth)
+        .bind(event.origin_server_ts)
+        .bind(event.json)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(state_key) = event.state_key {
+            sqlx::query(
+                "UPDATE room_state SET to_stream = $1 WHERE room_id = $2 AND event_type = $3 AND state_key = $4 AND to_stream IS NULL",
+            )
+            .bind(stream)
+            .bind(event.room_id)
+            .bind(event.event_type)
+            .bind(state_key)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO room_state (room_id, event_type, state_key, event_id, from_stream, to_stream) VALUES ($1, $2, $3, $4, $5, NULL)",
+            )
+            .bind(event.room_id)
+            .bind(event.event_type)
+            .bind(state_key)
+            .bind(event.event_id)
+            .bind(stream)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((user_id, membership)) = event.membership {
+            sqlx::query(
+                "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten)
+                 VALUES ($1, $2, $3, $4, $5, 0)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0",
+            )
+            .bind(event.room_id)
+            .bind(user_id)
+            .bind(membership)
+            .bind(event.event_id)
+            .bind(stream)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(redacted) = event.redacts {
+            sqlx::query("UPDATE events SET redacted_because = $1 WHERE event_id = $2 AND room_id = $3 AND redacted_because IS NULL")
+                .bind(event.event_id)
+                .bind(redacted)
+                .bind(event.room_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for prev in event.prev_events {
+            sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2")
+                .bind(event.room_id)
+                .bind(prev)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)")
+            .bind(event.room_id)
+            .bind(event.event_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some((user_id, device_id, txn_id)) = event.transaction {
+            sqlx::query(
+                "INSERT INTO event_transactions (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(user_id)
+            .bind(device_id)
+            .bind(txn_id)
+            .bind(event.event_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn membership(&self, room_id: &str, user_id: &str) -> sqlx::Result<Option<MembershipRecord>> {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships WHERE room_id = $1 AND user_id = $2",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(room_id, membership, event_id, stream)| MembershipRecord {
+            room_id,
+            membership,
+            event_id,
+            stream,
+        }))
+    }
+
+    /// Every room the user has a membership in (not forgotten).
+    pub async fn rooms_for_user(&self, user_id: &str) -> sqlx::Result<Vec<MembershipRecord>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships WHERE user_id = $1 AND forgotten = 0",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room_id, membership, event_id, stream)| MembershipRecord { room_id, membership, event_id, stream })
+            .collect())
+    }
+
+    /// Users with the given membership in the room.
+    pub async fn room_members(&self, room_id: &str, membership: &str) -> sqlx::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM room_memberships WHERE room_id = $1 AND membership = $2 ORDER BY user_id",
+        )
+        .bind(room_id)
+        .bind(membership)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    pub async fn forget_room(&self, room_id: &str, user_id: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE room_memberships SET forgotten = 1 WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A room's events with stream positions in (`after`, `up_to`], oldest first (`newest_first`
+    /// false) or newest first, at most `limit`.
+    pub async fn room_events(
+        &self,
+        room_id: &str,
+        after: i64,
+        up_to: i64,
+        limit: i64,
+        newest_first: bool,
+    ) -> sqlx::Result<Vec<StoredEvent>> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3
+             ORDER BY stream_ordering {order} LIMIT $4"
+        );
+        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(room_id)
+            .bind(after)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(to_event).collect())
+    }
+
+    /// Which of the user's rooms have events in (`after`, `up_to`]: one query for all rooms.
+    pub async fn rooms_with_new_events(&self, user_id: &str, after: i64, up_to: i64) -> sqlx::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT e.room_id FROM events e JOIN room_memberships m ON m.room_id = e.room_id
+             WHERE m.user_id = $1 AND m.forgotten = 0 AND e.stream_ordering > $2 AND e.stream_ordering <= $3",
+        )
+        .bind(user_id)
+        .bind(after)
+        .bind(up_to)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Creates an alias; false when it is taken.
+    pub async fn create_alias(&self, alias: &str, room_id: &str, creator: &str) -> sqlx::Result<bool> {
+        let result = sqlx::query("INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3)")
+            .bind(alias)
+            .bind(room_id)
+            .bind(creator)
+            .execute(self.pool())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if Backend::is_unique_violation(&error) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn alias_room(&self, alias: &str) -> sqlx::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT room_id FROM room_aliases WHERE alias = $1")
+            .bind(alias)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(id,)| id))
+    }
+}
+
+impl Db {
+    /// The user's membership of the room as it was at stream position `at`.
+    pub async fn membership_at(&self, room_id: &str, user_id: &str, at: i64) -> sqlx::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT e.json FROM room_state s JOIN events e ON e.event_id = s.event_id
+             WHERE s.room_id = $1 AND s.event_type = 'm.room.member' AND s.state_key = $2
+               AND s.from_stream <= $3 AND (s.to_stream IS NULL OR s.to_stream > $3)",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(at)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.and_then(|(json,)| {
+            let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+            value["content"]["membership"].as_str().map(str::to_owned)
+        }))
+    }
+
+    /// Stores a sync filter and returns its id (per user, counting up from 0).
+    pub async fn create_filter(&self, user_id: &str, json: &str) -> sqlx::Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        let (next,): (Option<i64>,) = sqlx::query_as("SELECT MAX(filter_id) FROM filters WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = next.map_or(0, |n| n + 1);
+        sqlx::query("INSERT INTO filters (user_id, filter_id, json) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(id)
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn filter(&self, user_id: &str, filter_id: i64) -> sqlx::Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT json FROM filters WHERE user_id = $1 AND filter_id = $2")
+            .bind(user_id)
+            .bind(filter_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(json,)| json))
+    }
+
+    /// The viewer device's transaction ids for the given events (for `unsigned.transaction_id`).
+    pub async fn transaction_ids(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        event_ids: &[String],
+    ) -> sqlx::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in event_ids.chunks(100) {
+            let placeholders: Vec<String> = (3..3 + chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT event_id, txn_id FROM event_transactions WHERE user_id = $1 AND device_id = $2 AND event_id IN ({})",
+                placeholders.join(",")
+            );
+            let mut query =
+                sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(device_id);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            out.extend(query.fetch_all(self.pool()).await?);
+        }
+        Ok(out)
+    }
+}
