@@ -7,7 +7,7 @@ use std::{
 };
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Backend, spawn_app, timeline};
 
@@ -164,9 +164,8 @@ async fn concurrent_senders_are_delivered_exactly_once(backend: Backend) {
                     seen.push(event["content"]["body"].as_str().unwrap().to_owned());
                 }
             }
-            assert_eq!(
-                sync["rooms"]["join"][&room]["timeline"]["limited"].as_bool().unwrap_or(false),
-                false,
+            assert!(
+                !sync["rooms"]["join"][&room]["timeline"]["limited"].as_bool().unwrap_or(false),
                 "a limited gap would lose events here"
             );
             since = sync["next_batch"].as_str().unwrap().to_owned();
@@ -237,5 +236,4 @@ async fn filters_are_stored_and_applied(backend: Backend) {
     crate::helpers::assert_error(&others, StatusCode::FORBIDDEN, "M_FORBIDDEN");
     let missing = app.get("/_matrix/client/v3/sync?filter=999", Some(&alice.token)).await;
     crate::helpers::assert_error(&missing, StatusCode::NOT_FOUND, "M_NOT_FOUND");
-    let _ = Value::Null;
 }
