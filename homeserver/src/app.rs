@@ -14,6 +14,7 @@ use crate::{
     services::{
         accounts::Accounts,
         devices::Devices,
+        login_backoff::LoginBackoff,
         passwords::Passwords,
         profiles::Profiles,
         rate_limit::RateLimiters,
@@ -48,9 +49,15 @@ impl App {
         let client_addr = client_listener.local_addr()?;
 
         let passwords = Passwords::new(&config.auth, config.password_policy.clone())?;
+        let backoff = Arc::new(LoginBackoff::new(
+            config.auth.login_free_failures,
+            Duration::from_millis(config.auth.login_max_backoff_ms),
+        ));
+        let rate_limits = Arc::new(RateLimiters::new(&config.rate_limits));
         let uia = Arc::new(Uia::new(
             db.clone(),
             passwords.clone(),
+            backoff.clone(),
             config.server_name.clone(),
             config.registration.tokens.clone(),
         ));
@@ -67,11 +74,11 @@ impl App {
         let state = AppState::new(AppInner {
             sync: SyncService::new(db.clone(), rooms.clone()),
             rooms,
-            base_url: config.public_baseurl(client_addr),
-            accounts: Accounts::new(&config, db.clone(), passwords, uia.clone()),
+            base_url: config.public_baseurl.as_ref().map(|base| normalise_base_url(base)),
+            accounts: Accounts::new(&config, db.clone(), passwords, uia.clone(), backoff, rate_limits.clone()),
             devices: Devices::new(db.clone(), uia),
             profiles: Profiles::new(db.clone()),
-            rate_limits: RateLimiters::new(&config.rate_limits),
+            rate_limits,
             signing_key,
             db,
             config,
@@ -107,4 +114,9 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A base URL ends with exactly one `/`.
+fn normalise_base_url(base: &str) -> String {
+    format!("{}/", base.trim_end_matches('/'))
 }

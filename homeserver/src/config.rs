@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub server_name: String,
     pub data_dir: PathBuf,
-    /// The URL clients reach the server at; defaults to `http://<client listen address>`.
+    /// The URL clients reach the server at. When set, /.well-known/matrix/client and login
+    /// responses advertise it; when unset neither does (clients keep the URL they used).
     pub public_baseurl: Option<String>,
     pub listen: ListenConfig,
     pub database: DatabaseConfig,
@@ -46,6 +47,9 @@ impl Default for RoomsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ListenConfig {
     pub client: SocketAddr,
+    /// Behind a reverse proxy: take the client address from X-Forwarded-For (for rate limits
+    /// and device last-seen). Only enable it when the proxy sets that header itself.
+    pub x_forwarded: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,7 +154,7 @@ impl Default for Config {
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        Self { client: SocketAddr::from(([127, 0, 0, 1], 8008)) }
+        Self { client: SocketAddr::from(([127, 0, 0, 1], 8008)), x_forwarded: false }
     }
 }
 
@@ -308,12 +312,6 @@ impl Config {
     pub fn database_url(&self) -> String {
         let url = self.database.url.expose();
         if url.is_empty() { format!("sqlite://{}", self.data_dir.join("hearth.db").display()) } else { url.to_owned() }
-    }
-
-    /// The base URL advertised in `/.well-known/matrix/client`.
-    pub fn public_baseurl(&self, bound: SocketAddr) -> String {
-        let base = self.public_baseurl.clone().unwrap_or_else(|| format!("http://{bound}"));
-        if base.ends_with('/') { base } else { format!("{base}/") }
     }
 }
 

@@ -19,8 +19,9 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub config: Config,
-    /// The base URL clients use, as advertised in `.well-known`.
-    pub base_url: String,
+    /// The configured public base URL (ending in `/`), advertised in `.well-known` and login
+    /// responses; None when the admin has not set one.
+    pub base_url: Option<String>,
     pub db: Db,
     pub signing_key: Arc<SigningKey>,
     pub rooms: Arc<Rooms>,
@@ -28,7 +29,7 @@ pub struct AppInner {
     pub accounts: Accounts,
     pub devices: Devices,
     pub profiles: Profiles,
-    pub rate_limits: RateLimiters,
+    pub rate_limits: Arc<RateLimiters>,
 }
 
 impl AppState {

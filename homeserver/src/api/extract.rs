@@ -100,28 +100,45 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = access_token(parts)?;
-        let record = state.db.lookup_access_token(&hash_token(&token)).await?.ok_or_else(|| {
+        authenticate(parts, state, false).await
+    }
+}
+
+/// The caller of /logout and /logout/all, which accept an expired access token (as Synapse
+/// does): a soft-logged-out client must still be able to end its session.
+pub struct AuthUserAllowExpired(pub AuthUser);
+
+impl FromRequestParts<AppState> for AuthUserAllowExpired {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, true).await.map(AuthUserAllowExpired)
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState, allow_expired: bool) -> Result<AuthUser, ApiError> {
+    let token = access_token(parts)?;
+    let record =
+        state.db.lookup_access_token(&hash_token(&token)).await?.ok_or_else(|| {
             ApiError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unrecognised access token")
         })?;
-        let now = now_ms();
-        if record.expires_ts.is_some_and(|expires| expires <= now) {
-            // Spec: an expired refreshable token is a soft logout; the client refreshes.
-            return Err(ApiError::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
-        }
-        state.rate_limits.check(RateClass::Client, &record.user_id)?;
-        if record.last_seen_ts.is_none_or(|seen| now - seen > LAST_SEEN_GRANULARITY_MS) {
-            let ip = ClientIp::from_parts(parts).0;
-            let db = state.db.clone();
-            let (user_id, device_id) = (record.user_id.clone(), record.device_id.clone());
-            tokio::spawn(async move {
-                if let Err(error) = db.touch_device(&user_id, &device_id, &ip, now).await {
-                    tracing::warn!(%error, "could not record device last-seen");
-                }
-            });
-        }
-        Ok(AuthUser { user_id: record.user_id, device_id: record.device_id })
+    let now = now_ms();
+    if !allow_expired && record.expires_ts.is_some_and(|expires| expires <= now) {
+        // Spec: an expired refreshable token is a soft logout; the client refreshes.
+        return Err(ApiError::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
     }
+    state.rate_limits.check(RateClass::Client, &record.user_id)?;
+    if record.last_seen_ts.is_none_or(|seen| now - seen > LAST_SEEN_GRANULARITY_MS) {
+        let ip = ClientIp::from_parts(parts, state.config.listen.x_forwarded).0;
+        let db = state.db.clone();
+        let (user_id, device_id) = (record.user_id.clone(), record.device_id.clone());
+        tokio::spawn(async move {
+            if let Err(error) = db.touch_device(&user_id, &device_id, &ip, now).await {
+                tracing::warn!(%error, "could not record device last-seen");
+            }
+        });
+    }
+    Ok(AuthUser { user_id: record.user_id, device_id: record.device_id })
 }
 
 /// The token from `Authorization: Bearer …`, or the deprecated `access_token` query parameter.
@@ -139,11 +156,18 @@ fn access_token(parts: &Parts) -> Result<String, ApiError> {
     }
 }
 
-/// The client's IP address, as seen on the socket.
+/// The client's IP address: the socket peer, or with `listen.x_forwarded` the first address in
+/// X-Forwarded-For (set by the reverse proxy in front of Hearth).
 pub struct ClientIp(pub String);
 
 impl ClientIp {
-    fn from_parts(parts: &Parts) -> Self {
+    fn from_parts(parts: &Parts, trust_forwarded: bool) -> Self {
+        if trust_forwarded
+            && let Some(forwarded) = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+            && let Some(first) = forwarded.split(',').map(str::trim).find(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        {
+            return Self(first.to_owned());
+        }
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -153,11 +177,11 @@ impl ClientIp {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_parts(parts))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts, state.config.listen.x_forwarded))
     }
 }
 

@@ -1,13 +1,14 @@
 //! Accounts: registration, login, token refresh, logout, password change and deactivation
 //! (spec: Client-Server API § Client Authentication, § Account registration and management).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{
     login_backoff::LoginBackoff,
     passwords::Passwords,
+    rate_limit::{RateClass, RateLimiters},
     tokens::{generate_device_id, generate_token, hash_token},
     uia::{self, Uia, UiaRequest},
     usernames::{user_id_for_login, user_id_for_new_username},
@@ -57,13 +58,16 @@ pub struct RegisterRequest {
     pub inhibit_login: bool,
     pub refresh_token: bool,
     pub auth: Option<Value>,
+    /// The client's address: registrations are rate-limited per address.
+    pub rate_limit_key: String,
 }
 
 pub struct Accounts {
     db: Db,
     passwords: Passwords,
     uia: Arc<Uia>,
-    backoff: LoginBackoff,
+    backoff: Arc<LoginBackoff>,
+    rate_limits: Arc<RateLimiters>,
     server_name: String,
     registration_mode: RegistrationMode,
     refreshable_lifetime_ms: u64,
@@ -72,15 +76,20 @@ pub struct Accounts {
 const INVALID_LOGIN: &str = "Invalid username or password";
 
 impl Accounts {
-    pub fn new(config: &Config, db: Db, passwords: Passwords, uia: Arc<Uia>) -> Self {
+    pub fn new(
+        config: &Config,
+        db: Db,
+        passwords: Passwords,
+        uia: Arc<Uia>,
+        backoff: Arc<LoginBackoff>,
+        rate_limits: Arc<RateLimiters>,
+    ) -> Self {
         Self {
             db,
             passwords,
             uia,
-            backoff: LoginBackoff::new(
-                config.auth.login_free_failures,
-                Duration::from_millis(config.auth.login_max_backoff_ms),
-            ),
+            backoff,
+            rate_limits,
             server_name: config.server_name.clone(),
             registration_mode: config.registration.mode,
             refreshable_lifetime_ms: config.auth.refreshable_access_token_lifetime_ms,
@@ -108,27 +117,34 @@ impl Accounts {
 
     /// GET /register/m.login.registration_token/validity.
     pub fn registration_token_is_valid(&self, token: &str) -> ApiResult<bool> {
-        if self.registration_mode != RegistrationMode::Token {
-            return Err(ApiError::forbidden("Registration tokens are not in use on this server"));
+        // Spec: 403 only when registration is not possible at all; otherwise an answer.
+        match self.registration_mode {
+            RegistrationMode::Closed => Err(ApiError::forbidden("Registration has been disabled")),
+            RegistrationMode::Open => Ok(false),
+            RegistrationMode::Token => Ok(self.uia.registration_token_is_valid(token)),
         }
-        Ok(self.uia.registration_token_is_valid(token))
     }
 
     /// POST /register. The username and password are checked before authentication, as
     /// Synapse does, so a client learns about a taken name before completing any stage.
     pub async fn register(&self, request: RegisterRequest) -> ApiResult<(String, Option<LoginSession>)> {
         let flows = self.registration_flows()?;
-        let user_id = match &request.username {
-            Some(username) => user_id_for_new_username(username, &self.server_name)?,
-            None => self.generate_free_user_id().await?,
+        // What can be checked without authentication is checked first, as Synapse does: a taken
+        // name or weak password is reported before the client completes any stage. A request
+        // with neither (Element's first probe) simply gets the flows.
+        let requested_user_id = match &request.username {
+            Some(username) => {
+                let user_id = user_id_for_new_username(username, &self.server_name)?;
+                if self.db.user_exists(&user_id).await? {
+                    return Err(ApiError::new(ErrorKind::UserInUse, "User ID already taken"));
+                }
+                Some(user_id)
+            }
+            None => None,
         };
-        if self.db.user_exists(&user_id).await? {
-            return Err(ApiError::new(ErrorKind::UserInUse, "User ID already taken"));
+        if let Some(password) = &request.password {
+            self.passwords.check_policy(password)?;
         }
-        let Some(password) = request.password else {
-            return Err(ApiError::missing_param("'password' is required"));
-        };
-        self.passwords.check_policy(&password)?;
         validate_device_input(request.device_id.as_deref(), request.initial_device_display_name.as_deref())?;
         let email = request.email.as_deref().map(normalise_email).transpose()?;
         if let Some(email) = &email
@@ -141,6 +157,16 @@ impl Accounts {
             .authenticate(request.auth.as_ref(), UiaRequest { flows, scope: "register".into(), user_id: None })
             .await?;
 
+        let Some(password) = request.password else {
+            return Err(ApiError::missing_param("'password' is required"));
+        };
+        let user_id = match requested_user_id {
+            Some(user_id) => user_id,
+            None => self.generate_free_user_id().await?,
+        };
+        // Only a registration that is about to create an account counts against the limit, so
+        // multi-stage flows (probe, token, dummy) do not run into it half-way.
+        self.rate_limits.check(RateClass::Register, &request.rate_limit_key)?;
         let password_hash = self.passwords.hash(password).await?;
         let localpart = user_id[1..].split(':').next().unwrap_or_default();
         let new_user = NewUser {

@@ -6,14 +6,16 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{passwords::Passwords, tokens::generate_session_id, usernames::user_id_for_login};
+use super::{
+    login_backoff::LoginBackoff, passwords::Passwords, tokens::generate_session_id, usernames::user_id_for_login,
+};
 use crate::{
     config::Secret,
     error::{ApiError, ApiResult, ErrorKind},
@@ -44,14 +46,23 @@ pub struct UiaRequest<'a> {
 pub struct Uia {
     db: Db,
     passwords: Passwords,
+    /// Failed password stages count like failed logins, so a stolen access token cannot be
+    /// used to guess the account's password through device deletion or password change.
+    backoff: Arc<LoginBackoff>,
     server_name: String,
     registration_tokens: Vec<Secret>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
 impl Uia {
-    pub fn new(db: Db, passwords: Passwords, server_name: String, registration_tokens: Vec<Secret>) -> Self {
-        Self { db, passwords, server_name, registration_tokens, sessions: Mutex::new(HashMap::new()) }
+    pub fn new(
+        db: Db,
+        passwords: Passwords,
+        backoff: Arc<LoginBackoff>,
+        server_name: String,
+        registration_tokens: Vec<Secret>,
+    ) -> Self {
+        Self { db, passwords, backoff, server_name, registration_tokens, sessions: Mutex::new(HashMap::new()) }
     }
 
     /// Ok when `auth` completes a flow; otherwise the 401 that tells the client what is left.
@@ -190,14 +201,17 @@ impl Uia {
         {
             return Ok(Err("Authenticated user does not match the requester".into()));
         }
+        self.backoff.check(expected_user)?;
         let Some(hash) = self.db.user(expected_user).await?.and_then(|user| user.password_hash) else {
             return Ok(Err("Invalid password".into()));
         };
-        Ok(if self.passwords.verify(password.to_owned(), hash).await? {
-            Ok(())
+        if self.passwords.verify(password.to_owned(), hash).await? {
+            self.backoff.record_success(expected_user);
+            Ok(Ok(()))
         } else {
-            Err("Invalid password".into())
-        })
+            self.backoff.record_failure(expected_user);
+            Ok(Err("Invalid password".into()))
+        }
     }
 
     fn challenge(

@@ -13,6 +13,7 @@ both_backends!(
     deactivation_needs_the_password_and_ends_the_account,
     deactivation_with_erase_clears_the_profile,
     an_account_without_emails_lists_none,
+    guessing_the_password_through_uia_is_slowed_down,
 );
 
 const PASSWORD_PATH: &str = "/_matrix/client/v3/account/password";
@@ -98,7 +99,7 @@ async fn deactivation_needs_the_password_and_ends_the_account(backend: Backend) 
     let body = json!({"auth": password_auth(&alice.user_id, PASSWORD, challenge["session"].as_str())});
     let (status, body) = app.post(DEACTIVATE, Some(&alice.token), body).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["id_server_unbind_result"], "no-support");
+    assert_eq!(body["id_server_unbind_result"], "success");
 
     assert_error(&app.get(WHOAMI, Some(&alice.token)).await, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
     assert_error(&app.login("alice", PASSWORD).await, StatusCode::FORBIDDEN, "M_USER_DEACTIVATED");
@@ -133,4 +134,27 @@ async fn an_account_without_emails_lists_none(backend: Backend) {
     let alice = app.register("alice").await;
     let (status, body) = app.get("/_matrix/client/v3/account/3pid", Some(&alice.token)).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"threepids": []})));
+}
+
+async fn guessing_the_password_through_uia_is_slowed_down(backend: Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| {
+        c.auth.login_free_failures = 2;
+        c.auth.login_max_backoff_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = app.register("alice").await;
+    for _ in 0..2 {
+        let body = json!({"new_password": "new secret pass", "auth": password_auth(&alice.user_id, "guess", None)});
+        let (status, _) = app.post(PASSWORD_PATH, Some(&alice.token), body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let body = json!({"new_password": "new secret pass", "auth": password_auth(&alice.user_id, PASSWORD, None)});
+    assert_error(
+        &app.post(PASSWORD_PATH, Some(&alice.token), body).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "M_LIMIT_EXCEEDED",
+    );
 }

@@ -10,6 +10,7 @@ both_backends!(
     deleting_a_device_needs_the_password_and_revokes_it,
     delete_devices_removes_several_at_once,
     a_user_cannot_touch_another_users_devices,
+    behind_a_proxy_the_forwarded_address_is_recorded,
 );
 
 async fn devices_are_listed_renamed_and_fetched(backend: Backend) {
@@ -46,6 +47,9 @@ async fn devices_are_listed_renamed_and_fetched(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(device["display_name"], "Old phone");
+    let (status, _) = app.put(&path, Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get(&path, Some(&alice.token)).await.1["display_name"], "Old phone", "no display_name: unchanged");
     assert_eq!(device["device_id"], phone_id);
     assert_eq!(device["last_seen_ip"], "127.0.0.1");
     assert!(device["last_seen_ts"].as_i64().unwrap() > 0);
@@ -118,4 +122,27 @@ async fn a_user_cannot_touch_another_users_devices(backend: Backend) {
     let body = json!({"auth": password_auth(&bob.user_id, PASSWORD, None)});
     assert_eq!(app.delete(&path, Some(&bob.token), body).await.0, StatusCode::OK, "deletes nothing of alice's");
     assert_eq!(app.get("/_matrix/client/v3/account/whoami", Some(&alice.token)).await.0, StatusCode::OK);
+}
+
+async fn behind_a_proxy_the_forwarded_address_is_recorded(backend: Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |c| c.listen.x_forwarded = true).await else { return };
+    let alice = app.register("alice").await;
+    let _ = app
+        .client
+        .get(format!("{}/_matrix/client/v3/account/whoami", app.base))
+        .bearer_auth(&alice.token)
+        .header("X-Forwarded-For", "203.0.113.7, 10.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    let path = format!("/_matrix/client/v3/devices/{}", alice.device_id);
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..50 {
+        seen = app.get(&path, Some(&alice.token)).await.1["last_seen_ip"].clone();
+        if !seen.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, "203.0.113.7");
 }

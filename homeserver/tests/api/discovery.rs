@@ -24,10 +24,25 @@ async fn versions_lists_spec_versions_without_auth(backend: Backend) {
 }
 
 async fn well_known_points_at_the_server(backend: Backend) {
+    // Without public_baseurl nothing is advertised: the bind address may be unreachable.
     let Some(app) = spawn_app(backend).await else { return };
+    assert_error(&app.get("/.well-known/matrix/client", None).await, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let alice = app.register("alice").await;
+    let (_, login) = app.login("alice", crate::helpers::PASSWORD).await;
+    assert!(login.get("well_known").is_none(), "{login}");
+    let _ = alice;
+
+    let Some(app) =
+        crate::helpers::spawn_app_with(backend, |c| c.public_baseurl = Some("https://matrix.example.org".into())).await
+    else {
+        return;
+    };
     let (status, body) = app.get("/.well-known/matrix/client", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["m.homeserver"]["base_url"], format!("{}/", app.base));
+    assert_eq!(body["m.homeserver"]["base_url"], "https://matrix.example.org/");
+    app.register("alice").await;
+    let (_, login) = app.login("alice", crate::helpers::PASSWORD).await;
+    assert_eq!(login["well_known"]["m.homeserver"]["base_url"], "https://matrix.example.org/");
 }
 
 async fn capabilities_need_auth_and_list_what_is_real(backend: Backend) {
@@ -38,6 +53,10 @@ async fn capabilities_need_auth_and_list_what_is_real(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["capabilities"]["m.change_password"]["enabled"], true);
     assert_eq!(body["capabilities"]["m.3pid_changes"]["enabled"], false);
+    assert_eq!(body["capabilities"]["m.room_versions"]["default"], "12");
+    for version in ["10", "11", "12"] {
+        assert_eq!(body["capabilities"]["m.room_versions"]["available"][version], "stable");
+    }
 }
 
 async fn unknown_paths_and_wrong_methods_are_unrecognized(backend: Backend) {

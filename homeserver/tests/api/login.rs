@@ -163,6 +163,13 @@ async fn an_expired_access_token_is_a_soft_logout(backend: Backend) {
         app.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": session["refresh_token"]})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.get(WHOAMI, refreshed["access_token"].as_str()).await.0, StatusCode::OK);
+    // An expired token may still log out, so soft-logged-out clients can clean up.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _) = app.post("/_matrix/client/v3/logout", refreshed["access_token"].as_str(), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let refresh_after_logout =
+        app.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": refreshed["refresh_token"]})).await;
+    assert_error(&refresh_after_logout, StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN");
 }
 
 async fn logout_revokes_the_token_and_device(backend: Backend) {

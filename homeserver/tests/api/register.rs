@@ -9,6 +9,8 @@ use hearth::config::{RegistrationMode, Secret};
 both_backends!(
     registering_with_dummy_auth_in_one_request_logs_in,
     registering_without_auth_returns_the_flows_then_completes,
+    an_empty_probe_gets_the_flows,
+    registration_is_rate_limited_only_when_accounts_are_created,
     a_taken_username_is_user_in_use,
     invalid_usernames_are_refused,
     weak_passwords_are_refused_by_policy,
@@ -271,4 +273,38 @@ async fn guest_registration_is_refused(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let response = app.post(&format!("{REGISTER}?kind=guest"), None, json!({})).await;
     assert_error(&response, StatusCode::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN");
+}
+
+async fn an_empty_probe_gets_the_flows(backend: Backend) {
+    // Element's first request carries neither username nor password.
+    let Some(app) = spawn_app(backend).await else { return };
+    let (status, body) = app.post(REGISTER, None, json!({"initial_device_display_name": "Element"})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["flows"], json!([{"stages": ["m.login.dummy"]}]));
+    // Completing the stage without a password is then the error.
+    let done = app
+        .post(REGISTER, None, json!({"username": "x", "auth": {"type": "m.login.dummy", "session": body["session"]}}))
+        .await;
+    assert_error(&done, StatusCode::BAD_REQUEST, "M_MISSING_PARAM");
+}
+
+async fn registration_is_rate_limited_only_when_accounts_are_created(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| {
+        c.rate_limits.enabled = true;
+        c.rate_limits.register.burst = 2;
+        c.rate_limits.register.period_ms = 60_000;
+    })
+    .await
+    else {
+        return;
+    };
+    for _ in 0..5 {
+        assert_eq!(app.post(REGISTER, None, json!({})).await.0, StatusCode::UNAUTHORIZED, "probes are free");
+    }
+    app.register("one").await;
+    app.register("two").await;
+    let third = app
+        .post(REGISTER, None, json!({"username": "three", "password": PASSWORD, "auth": {"type": "m.login.dummy"}}))
+        .await;
+    assert_error(&third, StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED");
 }

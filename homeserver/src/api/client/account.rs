@@ -61,14 +61,14 @@ struct DeactivateBody {
 }
 
 /// POST /account/deactivate — UIA m.login.password. No identity server is ever bound, so there
-/// is nothing to unbind: `no-support`, as the spec words it.
+/// is nothing to unbind, which the spec says to report as `success`.
 async fn deactivate(
     State(state): State<AppState>,
     user: AuthUser,
     MatrixJson(body): MatrixJson<DeactivateBody>,
 ) -> ApiResult<Json<Value>> {
     state.accounts.deactivate(&user.user_id, body.erase, body.auth.as_ref()).await?;
-    Ok(Json(json!({"id_server_unbind_result": "no-support"})))
+    Ok(Json(json!({"id_server_unbind_result": "success"})))
 }
 
 /// GET /account/3pid — the user's email addresses. One stored at registration and not yet

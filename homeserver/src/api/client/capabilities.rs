@@ -1,7 +1,8 @@
 //! GET /_matrix/client/v3/capabilities (spec: Client-Server API § Capabilities negotiation).
-//! Only what this server really does is listed; room versions arrive with rooms.
+//! Only what this server really does is listed.
 
-use axum::{Json, Router, routing::get};
+use axum::{Json, Router, extract::State, routing::get};
+use hearth_federation::room_versions::SUPPORTED_ROOM_VERSIONS;
 use serde_json::{Value, json};
 
 use crate::{api::extract::AuthUser, state::AppState};
@@ -10,9 +11,12 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/capabilities", get(capabilities))
 }
 
-async fn capabilities(_user: AuthUser) -> Json<Value> {
+async fn capabilities(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
+    let available: serde_json::Map<String, Value> =
+        SUPPORTED_ROOM_VERSIONS.iter().map(|version| ((*version).to_owned(), json!("stable"))).collect();
     Json(json!({
         "capabilities": {
+            "m.room_versions": {"default": state.config.rooms.default_version, "available": available},
             "m.change_password": {"enabled": true},
             "m.set_displayname": {"enabled": true},
             "m.set_avatar_url": {"enabled": true},

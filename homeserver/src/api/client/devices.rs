@@ -60,7 +60,13 @@ async fn rename(
     MatrixPath(device_id): MatrixPath<String>,
     MatrixJson(body): MatrixJson<RenameBody>,
 ) -> ApiResult<Json<Value>> {
-    state.devices.rename(&user.user_id, &device_id, body.display_name.as_deref()).await?;
+    // Spec: without a display_name the name stays as it is.
+    match body.display_name.as_deref() {
+        Some(name) => state.devices.rename(&user.user_id, &device_id, Some(name)).await?,
+        None => {
+            state.devices.get(&user.user_id, &device_id).await?;
+        }
+    }
     Ok(Json(json!({})))
 }
 

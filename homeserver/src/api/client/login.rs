@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    api::extract::{AuthUser, ClientIp, MatrixJson},
+    api::extract::{AuthUserAllowExpired, ClientIp, MatrixJson},
     error::{ApiError, ApiResult},
     services::{
         accounts::{LoginIdentity, LoginRequest, LoginSession},
@@ -105,7 +105,9 @@ pub(super) fn session_json(state: &AppState, session: LoginSession) -> Value {
     body.insert("access_token".into(), session.access_token.into());
     body.insert("device_id".into(), session.device_id.into());
     body.insert("home_server".into(), state.config.server_name.clone().into());
-    body.insert("well_known".into(), json!({"m.homeserver": {"base_url": state.base_url}}));
+    if let Some(base_url) = &state.base_url {
+        body.insert("well_known".into(), json!({"m.homeserver": {"base_url": base_url}}));
+    }
     if let Some(refresh_token) = session.refresh_token {
         body.insert("refresh_token".into(), refresh_token.into());
     }
@@ -116,13 +118,19 @@ pub(super) fn session_json(state: &AppState, session: LoginSession) -> Value {
 }
 
 /// POST /logout — this device and its token go.
-async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Value>> {
+async fn logout(
+    State(state): State<AppState>,
+    AuthUserAllowExpired(user): AuthUserAllowExpired,
+) -> ApiResult<Json<Value>> {
     state.accounts.logout(&user.user_id, &user.device_id).await?;
     Ok(Json(json!({})))
 }
 
 /// POST /logout/all — every device of the user goes.
-async fn logout_all(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Value>> {
+async fn logout_all(
+    State(state): State<AppState>,
+    AuthUserAllowExpired(user): AuthUserAllowExpired,
+) -> ApiResult<Json<Value>> {
     state.accounts.logout_all(&user.user_id).await?;
     Ok(Json(json!({})))
 }

@@ -30,8 +30,23 @@ async fn get_profile(State(state): State<AppState>, MatrixPath(user_id): MatrixP
     Ok(Json(Value::Object(body)))
 }
 
-fn field(key: &str) -> ApiResult<ProfileField> {
-    ProfileField::parse(key).ok_or_else(|| ApiError::not_found(format!("Profile field {key} is not supported")))
+/// The field named in a GET path; other keys are simply not set on any Hearth profile.
+fn readable_field(key: &str) -> ApiResult<ProfileField> {
+    ProfileField::parse(key).ok_or_else(|| ApiError::not_found(format!("{key} is not set")))
+}
+
+/// The field named in a PUT/DELETE path (spec v1.16: a malformed key is M_INVALID_PARAM, a
+/// well-formed key the server does not store is M_FORBIDDEN).
+fn writable_field(key: &str) -> ApiResult<ProfileField> {
+    if let Some(field) = ProfileField::parse(key) {
+        return Ok(field);
+    }
+    let well_formed = !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
+    if well_formed {
+        Err(ApiError::forbidden(format!("Profile field {key} cannot be set on this server")))
+    } else {
+        Err(ApiError::invalid_param("Invalid profile field name"))
+    }
 }
 
 /// GET /profile/{userId}/{keyName} — M_NOT_FOUND when the field is unset.
@@ -39,7 +54,7 @@ async fn get_field(
     State(state): State<AppState>,
     MatrixPath((user_id, key)): MatrixPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let field = field(&key)?;
+    let field = readable_field(&key)?;
     let profile = state.profiles.get(&user_id).await?;
     let value = match field {
         ProfileField::Displayname => profile.displayname,
@@ -58,7 +73,7 @@ async fn set_field(
     MatrixPath((user_id, key)): MatrixPath<(String, String)>,
     MatrixJson(body): MatrixJson<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let field = field(&key)?;
+    let field = writable_field(&key)?;
     let value = match body.get(field.key()) {
         Some(Value::String(value)) => Some(value.as_str()),
         Some(Value::Null) => None,
@@ -75,6 +90,6 @@ async fn delete_field(
     user: AuthUser,
     MatrixPath((user_id, key)): MatrixPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    state.profiles.set(&user.user_id, &user_id, field(&key)?, None).await?;
+    state.profiles.set(&user.user_id, &user_id, writable_field(&key)?, None).await?;
     Ok(Json(json!({})))
 }

@@ -53,7 +53,6 @@ async fn register(
     MatrixQuery(query): MatrixQuery<RegisterQuery>,
     MatrixJson(body): MatrixJson<RegisterBody>,
 ) -> ApiResult<Json<Value>> {
-    state.rate_limits.check(RateClass::Register, &ip)?;
     match query.kind.as_deref() {
         None | Some("user") => {}
         Some("guest") => return Err(ApiError::new(ErrorKind::GuestAccessForbidden, "Guest access is disabled")),
@@ -70,6 +69,7 @@ async fn register(
             inhibit_login: body.inhibit_login,
             refresh_token: body.refresh_token,
             auth: body.auth,
+            rate_limit_key: ip,
         })
         .await?;
     Ok(Json(match session {
