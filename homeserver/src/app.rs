@@ -12,18 +12,20 @@ use crate::{
     api,
     config::Config,
     services::{
+        account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
+        edus::{presence::Presence, receipts::Receipts, typing::Typing},
         login_backoff::LoginBackoff,
         passwords::Passwords,
         profiles::Profiles,
         rate_limit::RateLimiters,
         rooms::Rooms,
-        sync::{Notifier, SyncService},
+        sync::{Notifier, SyncService, stream_writer::StreamWriter},
         uia::Uia,
     },
     state::{AppInner, AppState},
-    storage::Db,
+    storage::{self, Db},
     tasks::{self, Shutdown},
 };
 
@@ -61,18 +63,31 @@ impl App {
             config.server_name.clone(),
             config.registration.tokens.clone(),
         ));
-        let rooms = Arc::new(
-            Rooms::new(
-                db.clone(),
-                signing_key.clone(),
-                config.server_name.clone(),
-                config.rooms.default_version.clone(),
-                Notifier::new(0),
-            )
-            .await?,
-        );
+        let streams = Arc::new(StreamWriter::new(db.max_stream().await?, Notifier::new(storage::now_ms() as u64)));
+        let rooms = Arc::new(Rooms::new(
+            db.clone(),
+            signing_key.clone(),
+            config.server_name.clone(),
+            config.rooms.default_version.clone(),
+            streams.clone(),
+        ));
+        let account_data = Arc::new(AccountData::new(db.clone(), streams.clone()));
+        let receipts = Arc::new(Receipts::new(db.clone(), streams.clone(), rooms.clone(), account_data.clone()));
+        let typing = Typing::new(streams.notifier().clone());
+        let presence = Arc::new(Presence::new(db.clone(), streams.clone(), config.presence.enabled));
         let state = AppState::new(AppInner {
-            sync: SyncService::new(db.clone(), rooms.clone()),
+            sync: SyncService::new(
+                db.clone(),
+                rooms.clone(),
+                account_data.clone(),
+                receipts.clone(),
+                typing.clone(),
+                presence.clone(),
+            ),
+            account_data,
+            receipts,
+            typing,
+            presence,
             rooms,
             base_url: config.public_baseurl.as_ref().map(|base| normalise_base_url(base)),
             accounts: Accounts::new(&config, db.clone(), passwords, uia.clone(), backoff, rate_limits.clone()),

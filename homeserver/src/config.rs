@@ -27,7 +27,21 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub limits: LimitsConfig,
     pub rooms: RoomsConfig,
+    pub presence: PresenceConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Share online/away/offline and status messages between users who share a room.
+    pub enabled: bool,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -147,6 +161,7 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             limits: LimitsConfig::default(),
             rooms: RoomsConfig::default(),
+            presence: PresenceConfig::default(),
             log: LogConfig::default(),
         }
     }

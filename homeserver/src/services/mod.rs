@@ -1,8 +1,10 @@
 //! The behaviour of the server, behind the HTTP layer. Each service gets its dependencies in
 //! `new(...)`; handlers reach them through `AppState`. Nothing here knows about axum.
 
+pub mod account_data;
 pub mod accounts;
 pub mod devices;
+pub mod edus;
 pub mod login_backoff;
 pub mod passwords;
 pub mod profiles;

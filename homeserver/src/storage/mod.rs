@@ -3,6 +3,7 @@
 //! placeholders, which both backends accept; the few real dialect differences live in
 //! `dialect.rs`. Migrations in `migrations/{sqlite,postgres}` are applied at start-up.
 
+pub mod account_data;
 pub mod devices;
 mod dialect;
 pub mod rooms;

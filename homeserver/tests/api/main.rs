@@ -9,6 +9,7 @@ mod account;
 mod config;
 mod devices;
 mod discovery;
+mod ephemeral;
 mod hostile_input;
 mod login;
 mod operations;

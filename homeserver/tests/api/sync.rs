@@ -159,15 +159,41 @@ async fn concurrent_senders_are_delivered_exactly_once(backend: Backend) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while seen.len() < senders.len() * PER_SENDER && Instant::now() < deadline {
             let sync = app.sync(&reader.token, Some(&since), 2_000).await;
+            let timeline_info = &sync["rooms"]["join"][&room]["timeline"];
+            if timeline_info["limited"].as_bool().unwrap_or(false) {
+                // A gap: fetch what lies between the previous token and this timeline, as a
+                // client does, newest first down to `since`.
+                let prev_batch = timeline_info["prev_batch"].as_str().unwrap();
+                let mut gap = Vec::new();
+                let mut from = prev_batch.to_owned();
+                loop {
+                    let (_, page) = app
+                        .get(
+                            &format!("{}?dir=b&limit=100&from={from}&to={since}", app.room_path(&room, "messages")),
+                            Some(&reader.token),
+                        )
+                        .await;
+                    gap.extend(
+                        page["chunk"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .filter(|e| e["type"] == "m.room.message")
+                            .map(|e| e["content"]["body"].as_str().unwrap().to_owned()),
+                    );
+                    match page["end"].as_str() {
+                        Some(end) => from = end.to_owned(),
+                        None => break,
+                    }
+                }
+                gap.reverse();
+                seen.extend(gap);
+            }
             for event in timeline(&sync, &room) {
                 if event["type"] == "m.room.message" {
                     seen.push(event["content"]["body"].as_str().unwrap().to_owned());
                 }
             }
-            assert!(
-                !sync["rooms"]["join"][&room]["timeline"]["limited"].as_bool().unwrap_or(false),
-                "a limited gap would lose events here"
-            );
             since = sync["next_batch"].as_str().unwrap().to_owned();
         }
         seen

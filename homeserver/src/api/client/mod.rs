@@ -3,10 +3,12 @@
 //! carry their own version prefix.
 
 mod account;
+mod account_data;
 mod capabilities;
 mod devices;
 mod login;
 mod profile;
+mod receipts_typing_presence;
 mod register;
 mod rooms;
 mod sync;
@@ -26,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .merge(capabilities::routes())
         .merge(rooms::routes())
         .merge(sync::routes())
+        .merge(account_data::routes())
+        .merge(receipts_typing_presence::routes())
 }
 
 pub fn versionless_routes() -> Router<AppState> {

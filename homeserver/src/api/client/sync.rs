@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     api::extract::{AuthUser, MatrixJson, MatrixPath, MatrixQuery},
     error::{ApiError, ApiResult},
-    services::sync::{SyncRequest, token::StreamToken},
+    services::sync::{SyncRequest, token::SyncToken},
     state::AppState,
 };
 
@@ -34,6 +34,7 @@ struct SyncQuery {
     timeout: Option<String>,
     full_state: Option<String>,
     filter: Option<String>,
+    set_presence: Option<String>,
 }
 
 /// GET /sync
@@ -42,7 +43,7 @@ async fn sync(
     user: AuthUser,
     MatrixQuery(query): MatrixQuery<SyncQuery>,
 ) -> ApiResult<Json<Value>> {
-    let since = query.since.as_deref().map(StreamToken::parse).transpose()?;
+    let since = query.since.as_deref().map(SyncToken::parse).transpose()?;
     let timeout_ms = match query.timeout.as_deref() {
         Some(t) => t.parse::<u64>().map_err(|_| ApiError::invalid_param("timeout must be a number of milliseconds"))?,
         None => 0,
@@ -65,6 +66,12 @@ async fn sync(
         }
     };
     let timeline_limit = filter["room"]["timeline"]["limit"].as_i64().unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, 500);
+    match query.set_presence.as_deref() {
+        None => state.presence.touch_from_sync(&user.user_id, "online").await?,
+        Some("offline") => {}
+        Some(presence @ ("online" | "unavailable")) => state.presence.touch_from_sync(&user.user_id, presence).await?,
+        Some(_) => return Err(ApiError::invalid_param("set_presence must be online, offline or unavailable")),
+    }
     let request = SyncRequest {
         since,
         timeout: Duration::from_millis(timeout_ms.min(MAX_TIMEOUT_MS)),

@@ -15,7 +15,7 @@ use ruma::{EventId, room_version_rules::RoomVersionRules};
 
 use crate::{
     error::{ApiError, ApiResult},
-    services::sync::Notifier,
+    services::sync::{Notifier, stream_writer::StreamWriter},
     storage::{Db, rooms::StoredEvent},
 };
 
@@ -26,28 +26,24 @@ pub struct Rooms {
     signing_key: Arc<SigningKey>,
     server_name: String,
     default_version: String,
-    notifier: Notifier,
-    /// The single event writer: holds the last allocated stream position. Building an event
-    /// (prev_events, auth_events), checking it and committing it happen under this lock, so
-    /// positions are dense and published in commit order.
-    writer: tokio::sync::Mutex<i64>,
+    /// Building an event (prev_events, auth_events), checking it and committing it all happen
+    /// while holding a stream slot, so events are appended one at a time in position order.
+    streams: Arc<StreamWriter>,
 }
 
 impl Rooms {
-    pub async fn new(
+    pub fn new(
         db: Db,
         signing_key: Arc<SigningKey>,
         server_name: String,
         default_version: String,
-        notifier: Notifier,
-    ) -> anyhow::Result<Self> {
-        let last = db.max_stream().await?;
-        notifier.publish(last);
-        Ok(Self { db, signing_key, server_name, default_version, notifier, writer: tokio::sync::Mutex::new(last) })
+        streams: Arc<StreamWriter>,
+    ) -> Self {
+        Self { db, signing_key, server_name, default_version, streams }
     }
 
     pub fn notifier(&self) -> &Notifier {
-        &self.notifier
+        self.streams.notifier()
     }
 
     /// The room's version rules, or M_NOT_FOUND for a room this server does not know.

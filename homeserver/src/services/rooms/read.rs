@@ -116,7 +116,9 @@ impl Rooms {
         Ok(self.format_events(std::slice::from_ref(&event), false).await?.remove(0))
     }
 
-    /// GET /rooms/{roomId}/messages: pages through the room in stream order.
+    /// GET /rooms/{roomId}/messages: pages through the room in stream order. Messages of
+    /// `ignored` senders are left out (their state events stay).
+    #[allow(clippy::too_many_arguments)]
     pub async fn messages(
         &self,
         user_id: &str,
@@ -125,10 +127,11 @@ impl Rooms {
         to: Option<&str>,
         backwards: bool,
         limit: i64,
+        ignored: &std::collections::HashSet<String>,
     ) -> ApiResult<MessagesPage> {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
-        let now = self.notifier.current();
+        let now = self.notifier().current().stream;
         let ceiling = visibility.limit(now);
         let from = match from {
             Some(token) => StreamToken::parse(token)?.0,
@@ -150,7 +153,9 @@ impl Rooms {
         } else {
             None
         };
-        let chunk = self.format_events(&events, false).await?;
+        let visible: Vec<StoredEvent> =
+            events.into_iter().filter(|e| e.state_key.is_some() || !ignored.contains(&e.sender)).collect();
+        let chunk = self.format_events(&visible, false).await?;
         Ok(MessagesPage { chunk, start: StreamToken(from).to_string(), end, state: Vec::new() })
     }
 
@@ -193,7 +198,7 @@ impl Rooms {
     ) -> ApiResult<Vec<Value>> {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
-        let mut point = visibility.limit(self.notifier.current());
+        let mut point = visibility.limit(self.notifier().current().stream);
         if let Some(at) = at {
             point = point.min(StreamToken::parse(at)?.0);
         }

@@ -30,7 +30,7 @@ impl Rooms {
     /// Appends an event; returns its event id. A repeated (device, txn id) returns the event
     /// the first request created.
     pub async fn append(&self, new: NewEvent<'_>) -> ApiResult<String> {
-        let mut last_stream = self.writer.lock().await;
+        let slot = self.streams.begin().await;
         if let Some((device, txn)) = new.transaction
             && let Some(existing) = self.db.transaction_event(new.sender, device, txn).await?
         {
@@ -118,11 +118,10 @@ impl Rooms {
         event_auth::check_event(&rules.authorization, &pdu, &auth_events, &state_events)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed: {reason}")))?;
 
-        let stream = *last_stream + 1;
+        let stream = slot.position();
         self.persist(&pdu, new.room_id, &prev_events, None, new.transaction.map(|(d, t)| (new.sender, d, t)), stream)
             .await?;
-        *last_stream = stream;
-        self.notifier.publish(stream);
+        slot.committed();
         Ok(pdu.event_id().to_string())
     }
 
@@ -147,7 +146,7 @@ impl Rooms {
             .then(|| RoomId::parse(format!("!{}:{}", crate::services::tokens::generate_session_id(), self.server_name)))
             .transpose()
             .map_err(ApiError::internal)?;
-        let mut last_stream = self.writer.lock().await;
+        let slot = self.streams.begin().await;
         let pdu = Pdu::build_and_sign(
             NewPdu {
                 room_id: named_room.as_deref(),
@@ -170,10 +169,9 @@ impl Rooms {
             .map_err(|reason| ApiError::bad_json(format!("Invalid create event: {reason}")))?;
         let room_id =
             pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
-        let stream = *last_stream + 1;
+        let stream = slot.position();
         self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, stream).await?;
-        *last_stream = stream;
-        self.notifier.publish(stream);
+        slot.committed();
         Ok(room_id)
     }
 

@@ -2,6 +2,7 @@
 
 pub mod notifier;
 pub mod response;
+pub mod stream_writer;
 pub mod token;
 
 pub use notifier::Notifier;

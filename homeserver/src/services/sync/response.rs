@@ -1,7 +1,7 @@
-//! Assembling a /sync response (spec: Client-Server API § Syncing) from storage at one stream
-//! position. Long-polling waits on the notifier, never on a timer loop: the request sleeps until
-//! a position past its token is published, re-reads, and answers as soon as something for this
-//! user is there.
+//! Assembling a /sync response (spec: Client-Server API § Syncing) at one set of positions.
+//! Long-polling waits on the notifier, never on a timer loop: the request sleeps until a position
+//! past its token is published, checks whether anything concerns this user, and answers as soon
+//! as something does.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -11,16 +11,20 @@ use std::{
 
 use serde_json::{Map, Value, json};
 
-use super::token::StreamToken;
+use super::token::{StreamToken, SyncToken};
 use crate::{
     error::ApiResult,
-    services::rooms::{Rooms, format::stripped_state},
+    services::{
+        account_data::AccountData,
+        edus::{presence::Presence, receipts::Receipts, typing::Typing},
+        rooms::{Rooms, format::stripped_state},
+    },
     storage::{Db, rooms::MembershipRecord},
 };
 
 /// What a client asked of /sync.
 pub struct SyncRequest {
-    pub since: Option<StreamToken>,
+    pub since: Option<SyncToken>,
     pub timeout: Duration,
     pub full_state: bool,
     pub timeline_limit: i64,
@@ -29,6 +33,10 @@ pub struct SyncRequest {
 pub struct SyncService {
     db: Db,
     rooms: Arc<Rooms>,
+    account_data: Arc<AccountData>,
+    receipts: Arc<Receipts>,
+    typing: Typing,
+    presence: Arc<Presence>,
 }
 
 /// State event types an invitee sees (spec: § Stripped state, the recommended set).
@@ -42,83 +50,162 @@ const INVITE_STATE_TYPES: &[&str] = &[
     "m.room.topic",
 ];
 
+/// Everything that changed for one user between two positions, read once per response.
+#[derive(Default)]
+struct Changes {
+    rooms_with_events: HashSet<String>,
+    rooms_with_receipts: HashSet<String>,
+    account_data: Vec<crate::storage::account_data::AccountDataRecord>,
+    presence: Vec<crate::storage::account_data::PresenceRecord>,
+}
+
 impl SyncService {
-    pub fn new(db: Db, rooms: Arc<Rooms>) -> Self {
-        Self { db, rooms }
+    pub fn new(
+        db: Db,
+        rooms: Arc<Rooms>,
+        account_data: Arc<AccountData>,
+        receipts: Arc<Receipts>,
+        typing: Typing,
+        presence: Arc<Presence>,
+    ) -> Self {
+        Self { db, rooms, account_data, receipts, typing, presence }
     }
 
     pub async fn sync(&self, user_id: &str, device_id: &str, request: SyncRequest) -> ApiResult<Value> {
         let deadline = Instant::now() + request.timeout;
         let notifier = self.rooms.notifier();
         let mut now = notifier.current();
+        let joined: Vec<MembershipRecord> = self.db.rooms_for_user(user_id).await?;
         if let Some(since) = request.since
             && !request.full_state
         {
-            // Nothing new for this user yet: sleep until the stream moves, then look again.
-            while !self.has_updates(user_id, since.0, now).await? {
+            loop {
+                let changes = self.changes(user_id, since.stream, now.stream).await?;
+                if !changes.is_empty() || self.typing_changed(&joined, since.typing) {
+                    break;
+                }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
                     break;
                 }
+                // Sleep until anything is published past what was just checked.
                 now = notifier.wait_past(now, remaining).await;
             }
         }
         self.build(user_id, device_id, &request, now).await
     }
 
-    async fn has_updates(&self, user_id: &str, since: i64, now: i64) -> ApiResult<bool> {
-        Ok(now > since && !self.db.rooms_with_new_events(user_id, since, now).await?.is_empty())
+    fn typing_changed(&self, memberships: &[MembershipRecord], since: u64) -> bool {
+        memberships.iter().any(|m| m.membership == "join" && self.typing.changed_since(&m.room_id, since).is_some())
     }
 
-    async fn build(&self, user_id: &str, device_id: &str, request: &SyncRequest, now: i64) -> ApiResult<Value> {
-        let since = request.since.map(|t| t.0);
-        let changed: HashSet<String> = match since {
-            Some(since) if now > since => {
-                self.db.rooms_with_new_events(user_id, since, now).await?.into_iter().collect()
+    async fn changes(&self, user_id: &str, since: i64, now: i64) -> ApiResult<Changes> {
+        if now <= since {
+            return Ok(Changes::default());
+        }
+        Ok(Changes {
+            rooms_with_events: self.db.rooms_with_new_events(user_id, since, now).await?.into_iter().collect(),
+            rooms_with_receipts: self.db.rooms_with_new_receipts(user_id, since, now).await?.into_iter().collect(),
+            account_data: self.db.account_data_since(user_id, since, now).await?,
+            presence: if self.presence.enabled() {
+                self.db.presence_since(user_id, since, now).await?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    async fn build(&self, user_id: &str, device_id: &str, request: &SyncRequest, now: SyncToken) -> ApiResult<Value> {
+        let since = request.since;
+        let since_stream = since.map(|s| s.stream);
+        let changes = self.changes(user_id, since_stream.unwrap_or(0), now.stream).await?;
+        let ignored: HashSet<String> = self.account_data.ignored_users(user_id).await?.into_iter().collect();
+        let mut room_account_data: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut global_account_data = Vec::new();
+        for record in &changes.account_data {
+            let event = json!({"type": record.data_type, "content": serde_json::from_str::<Value>(&record.content).unwrap_or_default()});
+            if record.room_id.is_empty() {
+                global_account_data.push(event);
+            } else {
+                room_account_data.entry(record.room_id.clone()).or_default().push(event);
             }
-            _ => HashSet::new(),
-        };
+        }
+
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
         for record in self.db.rooms_for_user(user_id).await? {
-            let Some(membership) = self.membership_at(&record, user_id, now).await? else { continue };
-            let is_new = since.is_none_or(|since| record.stream > since) && record.stream <= now;
-            let room_changed = since.is_none() || changed.contains(&record.room_id) || request.full_state;
+            let Some(membership) = self.membership_at(&record, user_id, now.stream).await? else { continue };
+            let is_new = since_stream.is_none_or(|since| record.stream > since) && record.stream <= now.stream;
             match membership.as_str() {
-                "join" if room_changed => {
-                    let joined_in_window = since.is_some_and(|s| record.stream > s && record.stream <= now);
-                    let entry = self
-                        .room_entry(
-                            user_id,
-                            device_id,
-                            &record.room_id,
-                            since,
-                            now,
-                            request,
-                            request.full_state || joined_in_window,
-                        )
-                        .await?;
-                    join.insert(record.room_id.clone(), entry);
+                "join" => {
+                    let room = &record.room_id;
+                    let typing = self.typing.changed_since(room, since.map_or(0, |s| s.typing));
+                    let account_data = room_account_data.remove(room).unwrap_or_default();
+                    let has_events = since.is_none() || request.full_state || changes.rooms_with_events.contains(room);
+                    let has_other =
+                        typing.is_some() || !account_data.is_empty() || changes.rooms_with_receipts.contains(room);
+                    if !has_events && !has_other {
+                        continue;
+                    }
+                    let joined_in_window =
+                        since_stream.is_some_and(|s| record.stream > s && record.stream <= now.stream);
+                    let mut entry = if has_events {
+                        let window = Window {
+                            since: since_stream,
+                            up_to: now.stream,
+                            force_state: request.full_state || joined_in_window,
+                        };
+                        self.room_timeline(user_id, device_id, room, window, request.timeline_limit, &ignored).await?
+                    } else {
+                        json!({"timeline": {"events": [], "limited": false, "prev_batch": StreamToken(now.stream).to_string()}, "state": {"events": []}})
+                    };
+                    let mut ephemeral = Vec::new();
+                    if let Some(user_ids) = typing {
+                        ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": user_ids}}));
+                    }
+                    let receipts_after = if joined_in_window { 0 } else { since_stream.unwrap_or(0) };
+                    if (since.is_none() || joined_in_window || changes.rooms_with_receipts.contains(room))
+                        && let Some(receipts) =
+                            self.receipts.receipt_event(user_id, room, receipts_after, now.stream).await?
+                    {
+                        ephemeral.push(receipts);
+                    }
+                    entry["ephemeral"] = json!({"events": ephemeral});
+                    entry["account_data"] = json!({"events": account_data});
+                    join.insert(room.clone(), entry);
                 }
-                "invite" if is_new || (since.is_none()) => {
+                "invite" if is_new => {
+                    let inviter = self.db.event(&record.event_id).await?.map(|e| e.sender);
+                    if inviter.is_some_and(|sender| ignored.contains(&sender)) {
+                        continue; // an ignored user's invites never reach the ignoring user
+                    }
                     invite.insert(
                         record.room_id.clone(),
                         json!({"invite_state": {"events": self.invite_state(&record).await?}}),
                     );
                 }
                 "leave" | "ban" if since.is_some() && is_new => {
-                    let until = record.stream.min(now);
-                    let entry =
-                        self.room_entry(user_id, device_id, &record.room_id, since, until, request, false).await?;
+                    let window =
+                        Window { since: since_stream, up_to: record.stream.min(now.stream), force_state: false };
+                    let entry = self
+                        .room_timeline(user_id, device_id, &record.room_id, window, request.timeline_limit, &ignored)
+                        .await?;
                     leave.insert(record.room_id.clone(), entry);
                 }
                 _ => {}
             }
         }
+        let presence: Vec<Value> = changes
+            .presence
+            .iter()
+            .map(|p| json!({"type": "m.presence", "sender": p.user_id, "content": super::super::edus::presence::content(p)}))
+            .collect();
         Ok(json!({
-            "next_batch": StreamToken(now).to_string(),
+            "next_batch": now.to_string(),
             "rooms": {"join": join, "invite": invite, "leave": leave},
+            "account_data": {"events": global_account_data},
+            "presence": {"events": presence},
         }))
     }
 
@@ -131,27 +218,24 @@ impl SyncService {
         Ok(self.db.membership_at(&record.room_id, user_id, now).await?)
     }
 
-    /// A joined (or left) room: the newest `limit` events in (since, up_to], and the state at
-    /// the start of that timeline when the client needs it.
-    #[allow(clippy::too_many_arguments)]
-    async fn room_entry(
+    /// A room's timeline: the newest `limit` events in (since, up_to], and the state at the
+    /// start of that timeline when the client needs it.
+    async fn room_timeline(
         &self,
         user_id: &str,
         device_id: &str,
         room_id: &str,
-        since: Option<i64>,
-        up_to: i64,
-        request: &SyncRequest,
-        force_state: bool,
+        window: Window,
+        limit: i64,
+        ignored: &HashSet<String>,
     ) -> ApiResult<Value> {
-        let after = since.unwrap_or(0);
-        let limit = request.timeline_limit;
-        let mut events = self.db.room_events(room_id, after, up_to, limit + 1, true).await?;
+        let after = window.since.unwrap_or(0);
+        let mut events = self.db.room_events(room_id, after, window.up_to, limit + 1, true).await?;
         let limited = events.len() as i64 > limit;
         events.truncate(limit as usize);
         events.reverse();
-        let timeline_start = events.first().map(|e| e.stream - 1).unwrap_or(up_to);
-        let send_state = since.is_none() || limited || force_state;
+        let timeline_start = events.first().map(|e| e.stream - 1).unwrap_or(window.up_to);
+        let send_state = window.since.is_none() || limited || window.force_state;
         let state_events = if send_state {
             let timeline_ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
             let ids: Vec<String> = self
@@ -166,6 +250,8 @@ impl SyncService {
         } else {
             Vec::new()
         };
+        // Ignored users' messages are left out; their state changes (joins, names) stay.
+        events.retain(|e| e.state_key.is_some() || !ignored.contains(&e.sender));
         let mut timeline = self.rooms.format_events(&events, true).await?;
         self.add_transaction_ids(user_id, device_id, &events, &mut timeline).await?;
         let state = self.rooms.format_events(&state_events, true).await?;
@@ -206,5 +292,20 @@ impl SyncService {
             .map(|e| e.event_id)
             .collect();
         Ok(self.db.events(&ids).await?.iter().map(stripped_state).collect())
+    }
+}
+
+struct Window {
+    since: Option<i64>,
+    up_to: i64,
+    force_state: bool,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.rooms_with_events.is_empty()
+            && self.rooms_with_receipts.is_empty()
+            && self.account_data.is_empty()
+            && self.presence.is_empty()
     }
 }

@@ -1,0 +1,49 @@
+//! The one writer of stream positions. Events, account data, receipts and presence changes each
+//! take the next position here and commit while holding it, so positions are published in
+//! commit order and a sync token never skips or repeats a change.
+
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::Notifier;
+
+pub struct StreamWriter {
+    last: Mutex<i64>,
+    notifier: Notifier,
+}
+
+/// A reserved position. `committed()` publishes it; dropping it unpublished (the write failed)
+/// leaves the position free for the next writer.
+pub struct StreamSlot<'a> {
+    guard: MutexGuard<'a, i64>,
+    notifier: &'a Notifier,
+}
+
+impl StreamWriter {
+    pub fn new(last: i64, notifier: Notifier) -> Self {
+        notifier.publish_stream(last);
+        Self { last: Mutex::new(last), notifier }
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Waits for the writer and reserves the next position.
+    pub async fn begin(&self) -> StreamSlot<'_> {
+        StreamSlot { guard: self.last.lock().await, notifier: &self.notifier }
+    }
+}
+
+impl StreamSlot<'_> {
+    pub fn position(&self) -> i64 {
+        *self.guard + 1
+    }
+
+    /// The write at `position()` committed: publish it.
+    pub fn committed(mut self) -> i64 {
+        let position = self.position();
+        *self.guard = position;
+        self.notifier.publish_stream(position);
+        position
+    }
+}
