@@ -19,6 +19,7 @@ use crate::{
         login_backoff::LoginBackoff,
         passwords::Passwords,
         profiles::Profiles,
+        push::rules::PushRules,
         rate_limit::RateLimiters,
         rooms::Rooms,
         sync::{Notifier, SyncService, stream_writer::StreamWriter},
@@ -75,6 +76,7 @@ impl App {
         let receipts = Arc::new(Receipts::new(db.clone(), streams.clone(), rooms.clone(), account_data.clone()));
         let typing = Typing::new(streams.notifier().clone());
         let presence = Arc::new(Presence::new(db.clone(), streams.clone(), config.presence.enabled));
+        let push_rules = Arc::new(PushRules::new(db.clone(), account_data.clone()));
         let state = AppState::new(AppInner {
             sync: SyncService::new(
                 db.clone(),
@@ -83,7 +85,9 @@ impl App {
                 receipts.clone(),
                 typing.clone(),
                 presence.clone(),
+                push_rules.clone(),
             ),
+            push_rules,
             account_data,
             receipts,
             typing,

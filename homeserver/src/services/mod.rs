@@ -8,6 +8,7 @@ pub mod edus;
 pub mod login_backoff;
 pub mod passwords;
 pub mod profiles;
+pub mod push;
 pub mod rate_limit;
 pub mod rooms;
 pub mod sync;

@@ -38,8 +38,10 @@ pub struct EventToPersist<'a> {
     pub prev_events: &'a [String],
     /// Set for the create event: the room row to insert (version, creator).
     pub new_room: Option<(&'a str, &'a str)>,
-    /// For m.room.member events: (target user, membership).
-    pub membership: Option<(&'a str, &'a str)>,
+    /// For m.room.member events: (target user, membership, display name).
+    pub membership: Option<(&'a str, &'a str, Option<&'a str>)>,
+    /// Push rule results for the room's members, stored with the event.
+    pub push_actions: &'a [super::push::PushActionRow],
     /// For m.room.redaction: the event it redacts (marked in the same transaction).
     pub redacts: Option<&'a str>,
     /// (user, device, txn id) of a client send, for idempotency.
@@ -233,17 +235,33 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some((user_id, membership)) = event.membership {
+        if let Some((user_id, membership, displayname)) = event.membership {
             sqlx::query(
-                "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten)
-                 VALUES ($1, $2, $3, $4, $5, 0)
-                 ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0",
+                "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0, displayname = $6",
             )
             .bind(event.room_id)
             .bind(user_id)
             .bind(membership)
             .bind(event.event_id)
             .bind(stream)
+            .bind(displayname)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for push in event.push_actions {
+            sqlx::query(
+                "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, actions, notify, highlight)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&push.user_id)
+            .bind(event.room_id)
+            .bind(event.event_id)
+            .bind(stream)
+            .bind(&push.actions)
+            .bind(i64::from(push.notify))
+            .bind(i64::from(push.highlight))
             .execute(&mut *tx)
             .await?;
         }

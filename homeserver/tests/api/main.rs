@@ -14,6 +14,7 @@ mod hostile_input;
 mod login;
 mod operations;
 mod profile;
+mod push;
 mod register;
 mod rooms;
 mod sync;

@@ -8,6 +8,7 @@ mod capabilities;
 mod devices;
 mod login;
 mod profile;
+mod push;
 mod receipts_typing_presence;
 mod register;
 mod rooms;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sync::routes())
         .merge(account_data::routes())
         .merge(receipts_typing_presence::routes())
+        .merge(push::routes())
 }
 
 pub fn versionless_routes() -> Router<AppState> {

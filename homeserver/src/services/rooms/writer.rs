@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::Rooms;
 use crate::{
     error::{ApiError, ApiResult},
+    services::push::evaluate::evaluate,
     storage::{now_ms, rooms::EventToPersist},
 };
 
@@ -118,9 +119,38 @@ impl Rooms {
         event_auth::check_event(&rules.authorization, &pdu, &auth_events, &state_events)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed: {reason}")))?;
 
+        let push_actions = {
+            let content = |key: (&str, &str)| {
+                state_events
+                    .get(&(key.0.to_owned(), key.1.to_owned()))
+                    .and_then(|pdu| serde_json::from_str::<Value>(pdu.content_json().get()).ok())
+            };
+            let power_levels = content(("m.room.power_levels", ""));
+            let mut creators = Vec::new();
+            if let Some(create) = state_events.get(&("m.room.create".to_owned(), String::new())) {
+                creators.push(create.sender().to_owned());
+                let additional =
+                    content(("m.room.create", "")).and_then(|c| c["additional_creators"].as_array().cloned());
+                creators.extend(
+                    additional
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|id| id.as_str().and_then(|id| UserId::parse(id).ok())),
+                );
+            }
+            evaluate(&self.db, new.room_id, &pdu, power_levels.as_ref(), creators, &rules.authorization).await?
+        };
         let stream = slot.position();
-        self.persist(&pdu, new.room_id, &prev_events, None, new.transaction.map(|(d, t)| (new.sender, d, t)), stream)
-            .await?;
+        self.persist(
+            &pdu,
+            new.room_id,
+            &prev_events,
+            None,
+            new.transaction.map(|(d, t)| (new.sender, d, t)),
+            &push_actions,
+            stream,
+        )
+        .await?;
         slot.committed();
         Ok(pdu.event_id().to_string())
     }
@@ -170,7 +200,7 @@ impl Rooms {
         let room_id =
             pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
         let stream = slot.position();
-        self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, stream).await?;
+        self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, &[], stream).await?;
         slot.committed();
         Ok(room_id)
     }
@@ -182,16 +212,18 @@ impl Rooms {
         prev_events: &[String],
         new_room: Option<(&str, &str)>,
         transaction: Option<(&str, &str, &str)>,
+        push_actions: &[crate::storage::push::PushActionRow],
         stream: i64,
     ) -> ApiResult<()> {
         let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
         let event_type = pdu.event_type_str();
-        let membership = if event_type == "m.room.member" {
-            let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
-            content.get("membership").and_then(Value::as_str).map(str::to_owned)
+        let member_content: Value = if event_type == "m.room.member" {
+            serde_json::from_str(pdu.content_json().get()).unwrap_or_default()
         } else {
-            None
+            Value::Null
         };
+        let membership = member_content.get("membership").and_then(Value::as_str).map(str::to_owned);
+        let displayname = member_content.get("displayname").and_then(Value::as_str);
         let redacts = if event_type == "m.room.redaction" { pdu.redacts().map(|id| id.to_string()) } else { None };
         self.db
             .persist_event(
@@ -208,9 +240,10 @@ impl Rooms {
                     prev_events,
                     new_room,
                     membership: match (&membership, pdu.state_key()) {
-                        (Some(membership), Some(target)) => Some((target, membership.as_str())),
+                        (Some(membership), Some(target)) => Some((target, membership.as_str(), displayname)),
                         _ => None,
                     },
+                    push_actions,
                     redacts: redacts.as_deref(),
                     transaction,
                 },

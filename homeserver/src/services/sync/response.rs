@@ -17,6 +17,7 @@ use crate::{
     services::{
         account_data::AccountData,
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
+        push::rules::PushRules,
         rooms::{Rooms, format::stripped_state},
     },
     storage::{Db, rooms::MembershipRecord},
@@ -37,6 +38,7 @@ pub struct SyncService {
     receipts: Arc<Receipts>,
     typing: Typing,
     presence: Arc<Presence>,
+    push_rules: Arc<PushRules>,
 }
 
 /// State event types an invitee sees (spec: § Stripped state, the recommended set).
@@ -67,8 +69,9 @@ impl SyncService {
         receipts: Arc<Receipts>,
         typing: Typing,
         presence: Arc<Presence>,
+        push_rules: Arc<PushRules>,
     ) -> Self {
-        Self { db, rooms, account_data, receipts, typing, presence }
+        Self { db, rooms, account_data, receipts, typing, presence, push_rules }
     }
 
     pub async fn sync(&self, user_id: &str, device_id: &str, request: SyncRequest) -> ApiResult<Value> {
@@ -131,6 +134,14 @@ impl SyncService {
             }
         }
 
+        // Clients read their push rules from the first sync; until a user changes them, they are
+        // the spec's defaults, which are not stored.
+        if since.is_none() && !global_account_data.iter().any(|e| e["type"] == "m.push_rules") {
+            global_account_data
+                .push(json!({"type": "m.push_rules", "content": self.push_rules.content(user_id).await?}));
+        }
+        let unread: HashMap<String, (i64, i64)> =
+            self.db.unread_counts(user_id).await?.into_iter().map(|(room, n, h)| (room, (n, h))).collect();
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
@@ -172,6 +183,9 @@ impl SyncService {
                         ephemeral.push(receipts);
                     }
                     entry["ephemeral"] = json!({"events": ephemeral});
+                    let (notifications, highlights) = unread.get(room).copied().unwrap_or((0, 0));
+                    entry["unread_notifications"] =
+                        json!({"notification_count": notifications, "highlight_count": highlights});
                     entry["account_data"] = json!({"events": account_data});
                     join.insert(room.clone(), entry);
                 }
