@@ -30,6 +30,8 @@ pub struct NotificationRow {
     pub read: bool,
 }
 
+type PusherTuple = (String, String, String, String, String, Option<String>, String, String);
+
 #[derive(Debug, Clone)]
 pub struct PusherRow {
     pub app_id: String,
@@ -109,7 +111,7 @@ impl Db {
     }
 
     pub async fn pushers(&self, user_id: &str) -> sqlx::Result<Vec<PusherRow>> {
-        let rows: Vec<(String, String, String, String, String, Option<String>, String, String)> = sqlx::query_as(
+        let rows: Vec<PusherTuple> = sqlx::query_as(
             "SELECT app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data FROM pushers
              WHERE user_id = $1 ORDER BY created_ts",
         )
