@@ -7,6 +7,7 @@ pub mod account_data;
 pub mod devices;
 mod dialect;
 pub mod push;
+pub mod relations;
 pub mod rooms;
 pub mod threepids;
 pub mod tokens;

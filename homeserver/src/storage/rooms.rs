@@ -40,6 +40,8 @@ pub struct EventToPersist<'a> {
     pub new_room: Option<(&'a str, &'a str)>,
     /// For m.room.member events: (target user, membership, display name).
     pub membership: Option<(&'a str, &'a str, Option<&'a str>)>,
+    /// From the content's `m.relates_to`: (parent event, rel_type, aggregation key).
+    pub relation: Option<(&'a str, &'a str, Option<&'a str>)>,
     /// Push rule results for the room's members, stored with the event.
     pub push_actions: &'a [super::push::PushActionRow],
     /// For m.room.redaction: the event it redacts (marked in the same transaction).
@@ -265,7 +267,29 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some((parent, rel_type, key)) = event.relation {
+            sqlx::query(
+                "INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, event_type, sender, aggregation_key, stream_ordering)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(event.event_id)
+            .bind(event.room_id)
+            .bind(parent)
+            .bind(rel_type)
+            .bind(event.event_type)
+            .bind(event.sender)
+            .bind(key)
+            .bind(stream)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(redacted) = event.redacts {
+            // A redacted event loses its m.relates_to, so it stops counting as a relation.
+            sqlx::query("DELETE FROM event_relations WHERE event_id = $1 AND room_id = $2")
+                .bind(redacted)
+                .bind(event.room_id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE events SET redacted_because = $1 WHERE event_id = $2 AND room_id = $3 AND redacted_because IS NULL")
                 .bind(event.event_id)
                 .bind(redacted)

@@ -16,5 +16,6 @@ mod operations;
 mod profile;
 mod push;
 mod register;
+mod relations;
 mod rooms;
 mod sync;

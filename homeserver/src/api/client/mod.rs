@@ -11,6 +11,7 @@ mod profile;
 mod push;
 mod receipts_typing_presence;
 mod register;
+mod relations;
 mod rooms;
 mod sync;
 mod versions;
@@ -35,5 +36,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 pub fn versionless_routes() -> Router<AppState> {
-    Router::new().merge(versions::routes()).nest("/_matrix/client/v1", register::v1_routes())
+    Router::new()
+        .merge(versions::routes())
+        .nest("/_matrix/client/v1", register::v1_routes().merge(relations::v1_routes()))
 }

@@ -6,6 +6,7 @@ pub mod format;
 pub mod membership;
 pub mod read;
 mod redact;
+pub mod relations;
 mod writer;
 
 use std::sync::Arc;

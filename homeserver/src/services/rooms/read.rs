@@ -113,7 +113,7 @@ impl Rooms {
         if event.stream > visibility.limit(i64::MAX) {
             return Err(ApiError::not_found("Event not found"));
         }
-        Ok(self.format_events(std::slice::from_ref(&event), false).await?.remove(0))
+        Ok(self.format_for(user_id, std::slice::from_ref(&event), false).await?.remove(0))
     }
 
     /// GET /rooms/{roomId}/messages: pages through the room in stream order. Messages of
@@ -155,7 +155,7 @@ impl Rooms {
         };
         let visible: Vec<StoredEvent> =
             events.into_iter().filter(|e| e.state_key.is_some() || !ignored.contains(&e.sender)).collect();
-        let chunk = self.format_events(&visible, false).await?;
+        let chunk = self.format_for(user_id, &visible, false).await?;
         Ok(MessagesPage { chunk, start: StreamToken(from).to_string(), end, state: Vec::new() })
     }
 

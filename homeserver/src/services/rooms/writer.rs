@@ -227,6 +227,14 @@ impl Rooms {
         let membership = member_content.get("membership").and_then(Value::as_str).map(str::to_owned);
         let displayname = member_content.get("displayname").and_then(Value::as_str);
         let redacts = if event_type == "m.room.redaction" { pdu.redacts().map(|id| id.to_string()) } else { None };
+        let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+        let relates_to = &content["m.relates_to"];
+        let relation = match (relates_to["event_id"].as_str(), relates_to["rel_type"].as_str()) {
+            (Some(parent), Some(rel_type)) if pdu.state_key().is_none() => {
+                Some((parent, rel_type, relates_to["key"].as_str()))
+            }
+            _ => None,
+        };
         self.db
             .persist_event(
                 stream,
@@ -247,6 +255,7 @@ impl Rooms {
                     },
                     push_actions,
                     redacts: redacts.as_deref(),
+                    relation,
                     transaction,
                 },
             )

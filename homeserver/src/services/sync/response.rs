@@ -266,7 +266,7 @@ impl SyncService {
         };
         // Ignored users' messages are left out; their state changes (joins, names) stay.
         events.retain(|e| e.state_key.is_some() || !ignored.contains(&e.sender));
-        let mut timeline = self.rooms.format_events(&events, true).await?;
+        let mut timeline = self.rooms.format_for(user_id, &events, true).await?;
         self.add_transaction_ids(user_id, device_id, &events, &mut timeline).await?;
         let state = self.rooms.format_events(&state_events, true).await?;
         Ok(json!({
