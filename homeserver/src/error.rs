@@ -38,6 +38,8 @@ pub enum ErrorKind {
     GuestAccessForbidden,
     UnsupportedRoomVersion,
     RoomInUse,
+    /// An alias that already exists: 409 (spec: PUT /directory/room).
+    AliasInUse,
     /// User-interactive auth needs (more) stages: 401 with the flows in the body.
     UserInteractiveAuth {
         body: Map<String, Value>,
@@ -108,6 +110,7 @@ impl ApiError {
             GuestAccessForbidden => (StatusCode::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN"),
             UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
             RoomInUse => (StatusCode::BAD_REQUEST, "M_ROOM_IN_USE"),
+            AliasInUse => (StatusCode::CONFLICT, "M_UNKNOWN"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }

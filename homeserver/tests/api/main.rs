@@ -8,6 +8,7 @@ mod helpers;
 mod account;
 mod config;
 mod devices;
+mod directory;
 mod discovery;
 mod ephemeral;
 mod hostile_input;

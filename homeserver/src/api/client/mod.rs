@@ -6,6 +6,7 @@ mod account;
 mod account_data;
 mod capabilities;
 mod devices;
+mod directory;
 mod login;
 mod profile;
 mod push;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(account_data::routes())
         .merge(receipts_typing_presence::routes())
         .merge(push::routes())
+        .merge(directory::routes())
 }
 
 pub fn versionless_routes() -> Router<AppState> {

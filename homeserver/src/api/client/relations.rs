@@ -18,6 +18,7 @@ pub fn v1_routes() -> Router<AppState> {
         .route("/rooms/{room_id}/relations/{event_id}/{rel_type}", get(relations_of_type))
         .route("/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}", get(relations_of_type_and_event_type))
         .route("/rooms/{room_id}/threads", get(threads))
+        .route("/rooms/{room_id}/timestamp_to_event", get(timestamp_to_event))
 }
 
 #[derive(Deserialize)]
@@ -119,4 +120,28 @@ async fn threads(
     let page =
         state.rooms.threads(&user.user_id, &room_id, participated, query.from.as_deref(), limit(&query)?).await?;
     Ok(page_json(page))
+}
+
+#[derive(Deserialize)]
+struct TimestampQuery {
+    ts: Option<String>,
+    dir: Option<String>,
+}
+
+/// GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event
+async fn timestamp_to_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath(room_id): MatrixPath<String>,
+    MatrixQuery(query): MatrixQuery<TimestampQuery>,
+) -> ApiResult<Json<Value>> {
+    let ts = query.ts.as_deref().ok_or_else(|| ApiError::missing_param("'ts' is required"))?;
+    let ts: i64 = ts.parse().map_err(|_| ApiError::invalid_param("ts must be a timestamp in milliseconds"))?;
+    let forwards = match query.dir.as_deref() {
+        Some("f") => true,
+        Some("b") => false,
+        _ => return Err(ApiError::invalid_param("dir must be 'f' or 'b'")),
+    };
+    let (event_id, origin_server_ts) = state.rooms.timestamp_to_event(&user.user_id, &room_id, ts, forwards).await?;
+    Ok(Json(json!({"event_id": event_id, "origin_server_ts": origin_server_ts})))
 }

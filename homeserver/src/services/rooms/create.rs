@@ -153,6 +153,9 @@ impl Rooms {
         if let Some(alias) = &alias {
             self.db.create_alias(alias, &room_id, creator).await?;
         }
+        if request.visibility.as_deref() == Some("public") {
+            self.db.set_room_public(&room_id, true).await?;
+        }
         for invitee in invitees {
             self.invite(creator, &room_id, &invitee, None, request.is_direct).await?;
         }

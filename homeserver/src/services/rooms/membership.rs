@@ -59,6 +59,25 @@ impl Rooms {
         Ok(room_id)
     }
 
+    /// POST /knock/{roomIdOrAlias}: ask to join a room whose join rule is `knock`.
+    pub async fn knock(&self, user_id: &str, room_id_or_alias: &str, reason: Option<&str>) -> ApiResult<String> {
+        let room_id = self.resolve_room(room_id_or_alias).await?;
+        let mut content = self.member_content(user_id, "knock").await?;
+        if let Some(reason) = reason {
+            content["reason"] = reason.into();
+        }
+        self.append(NewEvent {
+            room_id: &room_id,
+            sender: user_id,
+            event_type: "m.room.member",
+            state_key: Some(user_id),
+            content,
+            transaction: None,
+        })
+        .await?;
+        Ok(room_id)
+    }
+
     pub async fn invite(
         &self,
         sender: &str,

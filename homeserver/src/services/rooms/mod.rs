@@ -1,7 +1,9 @@
 //! Rooms: creation, events, membership and the reads that check who may see what. Every event
 //! reaches storage through `writer.rs`, the single event writer.
 
+pub mod context;
 pub mod create;
+pub mod directory;
 pub mod format;
 pub mod membership;
 pub mod read;

@@ -67,7 +67,7 @@ impl Rooms {
         Ok(self.power_levels_content(room_id).await?[name].as_i64().unwrap_or(default))
     }
 
-    async fn power_levels_content(&self, room_id: &str) -> ApiResult<Value> {
+    pub(super) async fn power_levels_content(&self, room_id: &str) -> ApiResult<Value> {
         Ok(match self.db.current_state_event(room_id, "m.room.power_levels", "").await? {
             Some(event) => serde_json::from_str::<Value>(&event.json).unwrap_or_default()["content"].clone(),
             None => json!({}),

@@ -145,6 +145,7 @@ impl SyncService {
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
+        let mut knock = Map::new();
         for record in self.db.rooms_for_user(user_id).await? {
             let Some(membership) = self.membership_at(&record, user_id, now.stream).await? else { continue };
             let is_new = since_stream.is_none_or(|since| record.stream > since) && record.stream <= now.stream;
@@ -199,6 +200,12 @@ impl SyncService {
                         json!({"invite_state": {"events": self.invite_state(&record).await?}}),
                     );
                 }
+                "knock" if is_new => {
+                    knock.insert(
+                        record.room_id.clone(),
+                        json!({"knock_state": {"events": self.invite_state(&record).await?}}),
+                    );
+                }
                 "leave" | "ban" if since.is_some() && is_new => {
                     let window =
                         Window { since: since_stream, up_to: record.stream.min(now.stream), force_state: false };
@@ -217,7 +224,7 @@ impl SyncService {
             .collect();
         Ok(json!({
             "next_batch": now.to_string(),
-            "rooms": {"join": join, "invite": invite, "leave": leave},
+            "rooms": {"join": join, "invite": invite, "leave": leave, "knock": knock},
             "account_data": {"events": global_account_data},
             "presence": {"events": presence},
         }))

@@ -3,7 +3,7 @@
 use axum::{
     Json, Router,
     extract::State,
-    routing::{get, put},
+    routing::{get, post, put},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,6 +25,9 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room_id}/event/{event_id}", get(get_event))
         .route("/rooms/{room_id}/messages", get(messages))
         .route("/rooms/{room_id}/redact/{event_id}/{txn_id}", put(redact))
+        .route("/rooms/{room_id}/context/{event_id}", get(context))
+        .route("/rooms/{room_id}/report/{event_id}", post(report_event))
+        .route("/rooms/{room_id}/report", post(report_room))
 }
 
 /// PUT /rooms/{roomId}/send/{eventType}/{txnId} — idempotent per device and txn id.
@@ -214,4 +217,59 @@ async fn redact(
         .redact(&user.user_id, &user.device_id, &room_id, &event_id, &txn_id, body.reason.as_deref())
         .await?;
     Ok(Json(json!({"event_id": event_id})))
+}
+
+#[derive(Deserialize)]
+struct ContextQuery {
+    limit: Option<String>,
+}
+
+/// GET /rooms/{roomId}/context/{eventId}
+async fn context(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    MatrixQuery(query): MatrixQuery<ContextQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = match query.limit.as_deref() {
+        Some(limit) => limit.parse::<i64>().map_err(|_| ApiError::invalid_param("limit must be an integer"))?,
+        None => 10,
+    };
+    let context = state.rooms.context(&user.user_id, &room_id, &event_id, limit).await?;
+    Ok(Json(json!({
+        "event": context.event,
+        "events_before": context.before,
+        "events_after": context.after,
+        "start": context.start,
+        "end": context.end,
+        "state": context.state,
+    })))
+}
+
+#[derive(Deserialize)]
+struct ReportBody {
+    reason: Option<String>,
+    score: Option<i64>,
+}
+
+/// POST /rooms/{roomId}/report/{eventId}
+async fn report_event(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    MatrixJson(body): MatrixJson<ReportBody>,
+) -> ApiResult<Json<Value>> {
+    state.rooms.report(&user.user_id, &room_id, Some(&event_id), body.reason.as_deref(), body.score).await?;
+    Ok(Json(json!({})))
+}
+
+/// POST /rooms/{roomId}/report
+async fn report_room(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath(room_id): MatrixPath<String>,
+    MatrixJson(body): MatrixJson<ReportBody>,
+) -> ApiResult<Json<Value>> {
+    state.rooms.report(&user.user_id, &room_id, None, body.reason.as_deref(), None).await?;
+    Ok(Json(json!({})))
 }

@@ -17,6 +17,7 @@ use crate::{
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/join/{room_id_or_alias}", post(join_by_id_or_alias))
+        .route("/knock/{room_id_or_alias}", post(knock))
         .route("/rooms/{room_id}/join", post(join_room))
         .route("/rooms/{room_id}/invite", post(invite))
         .route("/rooms/{room_id}/leave", post(leave))
@@ -48,6 +49,17 @@ async fn join_by_id_or_alias(
     MatrixJson(_body): MatrixJson<ReasonBody>,
 ) -> ApiResult<Json<Value>> {
     let room_id = state.rooms.join(&user.user_id, &room).await?;
+    Ok(Json(json!({"room_id": room_id})))
+}
+
+/// POST /knock/{roomIdOrAlias}
+async fn knock(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixPath(room): MatrixPath<String>,
+    MatrixJson(body): MatrixJson<ReasonBody>,
+) -> ApiResult<Json<Value>> {
+    let room_id = state.rooms.knock(&user.user_id, &room, body.reason.as_deref()).await?;
     Ok(Json(json!({"room_id": room_id})))
 }
 

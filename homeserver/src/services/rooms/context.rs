@@ -1,0 +1,104 @@
+//! GET /context (events around one event), GET /timestamp_to_event and reporting.
+
+use serde_json::Value;
+
+use super::{Rooms, read::Visibility};
+use crate::{
+    error::{ApiError, ApiResult},
+    services::sync::token::StreamToken,
+};
+
+pub struct Context {
+    pub event: Value,
+    pub before: Vec<Value>,
+    pub after: Vec<Value>,
+    pub start: String,
+    pub end: String,
+    pub state: Vec<Value>,
+}
+
+impl Rooms {
+    /// GET /rooms/{roomId}/context/{eventId}: `limit` events split before and after it, and the
+    /// room state at the event.
+    pub async fn context(&self, user_id: &str, room_id: &str, event_id: &str, limit: i64) -> ApiResult<Context> {
+        self.rules(room_id).await?;
+        let visibility = self.visibility(user_id, room_id).await?;
+        let ceiling = visibility.limit(self.notifier().current().stream);
+        let event = self.db.event(event_id).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling);
+        let Some(event) = event else { return Err(ApiError::not_found("Event not found")) };
+        let limit = limit.clamp(0, 100);
+        let before_count = limit / 2;
+        let after_count = limit - before_count;
+        let before = if before_count > 0 {
+            self.db.room_events(room_id, 0, event.stream - 1, before_count, true).await?
+        } else {
+            Vec::new()
+        };
+        let after = if after_count > 0 {
+            self.db.room_events(room_id, event.stream, ceiling, after_count, false).await?
+        } else {
+            Vec::new()
+        };
+        let start = StreamToken(before.last().map_or(event.stream - 1, |e| e.stream - 1)).to_string();
+        let end = StreamToken(after.last().map_or(event.stream, |e| e.stream)).to_string();
+        let state_ids: Vec<String> =
+            self.db.state_at(room_id, event.stream).await?.into_iter().map(|e| e.event_id).collect();
+        let state = self.db.events(&state_ids).await?;
+        Ok(Context {
+            event: self.format_for(user_id, std::slice::from_ref(&event), false).await?.remove(0),
+            before: self.format_for(user_id, &before, false).await?,
+            after: self.format_for(user_id, &after, false).await?,
+            start,
+            end,
+            state: self.format_events(&state, false).await?,
+        })
+    }
+
+    /// GET /v1/rooms/{roomId}/timestamp_to_event
+    pub async fn timestamp_to_event(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        ts: i64,
+        forwards: bool,
+    ) -> ApiResult<(String, i64)> {
+        self.rules(room_id).await?;
+        let visibility = self.visibility(user_id, room_id).await?;
+        let ceiling = visibility.limit(self.notifier().current().stream);
+        self.db
+            .event_near_time(room_id, ts, forwards, ceiling)
+            .await?
+            .ok_or_else(|| ApiError::not_found("No event found near that time"))
+    }
+
+    /// POST /rooms/{roomId}/report[/{eventId}]: only what the reporter can see may be reported.
+    pub async fn report(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        event_id: Option<&str>,
+        reason: Option<&str>,
+        score: Option<i64>,
+    ) -> ApiResult<()> {
+        if reason.is_some_and(|r| r.len() > 1000) {
+            return Err(ApiError::invalid_param("reason is too long"));
+        }
+        if score.is_some_and(|s| !(-100..=0).contains(&s)) {
+            return Err(ApiError::invalid_param("score must be between -100 and 0"));
+        }
+        self.rules(room_id).await.map_err(|_| ApiError::not_found("Room not found"))?;
+        let visibility = self.visibility(user_id, room_id).await.map_err(|_| ApiError::not_found("Room not found"))?;
+        if let Some(event_id) = event_id {
+            let ceiling = match visibility {
+                Visibility::Member => i64::MAX,
+                Visibility::Until(stream) => stream,
+            };
+            if self.db.event(event_id).await?.is_none_or(|e| e.room_id != room_id || e.stream > ceiling) {
+                return Err(ApiError::not_found("Event not found"));
+            }
+        }
+        self.db.add_report(user_id, room_id, event_id, reason, score).await?;
+        tracing::info!(reporter = %user_id, %room_id, "content reported");
+        Ok(())
+    }
+}
