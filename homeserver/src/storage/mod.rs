@@ -10,6 +10,7 @@ pub mod directory;
 pub mod push;
 pub mod relations;
 pub mod rooms;
+pub mod search;
 pub mod threepids;
 pub mod tokens;
 pub mod users;

@@ -40,6 +40,8 @@ pub struct EventToPersist<'a> {
     pub new_room: Option<(&'a str, &'a str)>,
     /// For m.room.member events: (target user, membership, display name).
     pub membership: Option<(&'a str, &'a str, Option<&'a str>)>,
+    /// Searchable text: (search key such as `content.body`, the text).
+    pub search_text: Option<(&'a str, &'a str)>,
     /// From the content's `m.relates_to`: (parent event, rel_type, aggregation key).
     pub relation: Option<(&'a str, &'a str, Option<&'a str>)>,
     /// Push rule results for the room's members, stored with the event.
@@ -267,6 +269,9 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some((key, text)) = event.search_text {
+            self.index_for_search(&mut tx, event.event_id, event.room_id, key, stream, text).await?;
+        }
         if let Some((parent, rel_type, key)) = event.relation {
             sqlx::query(
                 "INSERT INTO event_relations (event_id, room_id, relates_to, rel_type, event_type, sender, aggregation_key, stream_ordering)
@@ -284,7 +289,8 @@ impl Db {
             .await?;
         }
         if let Some(redacted) = event.redacts {
-            // A redacted event loses its m.relates_to, so it stops counting as a relation.
+            // A redacted event loses its text and its m.relates_to: unsearchable, no relation.
+            self.unindex_for_search(&mut tx, redacted).await?;
             sqlx::query("DELETE FROM event_relations WHERE event_id = $1 AND room_id = $2")
                 .bind(redacted)
                 .bind(event.room_id)

@@ -19,4 +19,5 @@ mod push;
 mod register;
 mod relations;
 mod rooms;
+mod search;
 mod sync;

@@ -14,6 +14,7 @@ mod receipts_typing_presence;
 mod register;
 mod relations;
 mod rooms;
+mod search;
 mod sync;
 mod versions;
 
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .merge(receipts_typing_presence::routes())
         .merge(push::routes())
         .merge(directory::routes())
+        .merge(search::routes())
 }
 
 pub fn versionless_routes() -> Router<AppState> {

@@ -9,6 +9,7 @@ pub mod membership;
 pub mod read;
 mod redact;
 pub mod relations;
+pub mod search;
 mod writer;
 
 use std::sync::Arc;

@@ -228,6 +228,10 @@ impl Rooms {
         let displayname = member_content.get("displayname").and_then(Value::as_str);
         let redacts = if event_type == "m.room.redaction" { pdu.redacts().map(|id| id.to_string()) } else { None };
         let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+        let search_text = crate::storage::search::SEARCH_KEYS
+            .iter()
+            .find(|(kind, _)| *kind == event_type)
+            .and_then(|(_, key)| content[key.trim_start_matches("content.")].as_str().map(|text| (*key, text)));
         let relates_to = &content["m.relates_to"];
         let relation = match (relates_to["event_id"].as_str(), relates_to["rel_type"].as_str()) {
             (Some(parent), Some(rel_type)) if pdu.state_key().is_none() => {
@@ -256,6 +260,7 @@ impl Rooms {
                     push_actions,
                     redacts: redacts.as_deref(),
                     relation,
+                    search_text,
                     transaction,
                 },
             )
