@@ -18,6 +18,7 @@ both_backends!(
     a_limited_timeline_continues_through_messages,
     concurrent_senders_are_delivered_exactly_once,
     filters_are_stored_and_applied,
+    lazy_loading_sends_only_the_members_the_timeline_needs,
 );
 
 async fn a_long_poll_wakes_when_a_message_arrives(backend: Backend) {
@@ -262,4 +263,33 @@ async fn filters_are_stored_and_applied(backend: Backend) {
     crate::helpers::assert_error(&others, StatusCode::FORBIDDEN, "M_FORBIDDEN");
     let missing = app.get("/_matrix/client/v3/sync?filter=999", Some(&alice.token)).await;
     crate::helpers::assert_error(&missing, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+}
+
+async fn lazy_loading_sends_only_the_members_the_timeline_needs(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice.token, json!({"preset": "public_chat"})).await;
+    for i in 0..4 {
+        let user = app.register(&format!("lurker{i}")).await;
+        app.join(&user.token, &room).await;
+    }
+    let talker = app.register("talker").await;
+    app.join(&talker.token, &room).await;
+    for i in 0..12 {
+        app.send_text(&talker.token, &room, &format!("chatter {i}")).await;
+    }
+    let filter = crate::helpers::encode(r#"{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":5}}}"#);
+    let (_, sync) = app.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(&alice.token)).await;
+    let state = sync["rooms"]["join"][&room]["state"]["events"].as_array().unwrap();
+    let members: HashSet<&str> =
+        state.iter().filter(|e| e["type"] == "m.room.member").map(|e| e["state_key"].as_str().unwrap()).collect();
+    assert_eq!(members, HashSet::from(["@alice:localhost", "@talker:localhost"]), "{sync}");
+    let (_, full) = app.get("/_matrix/client/v3/sync", Some(&alice.token)).await;
+    let all_members = full["rooms"]["join"][&room]["state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .count();
+    assert_eq!(all_members, 6, "without lazy loading every member is sent");
 }

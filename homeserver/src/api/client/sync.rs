@@ -77,6 +77,7 @@ async fn sync(
         timeout: Duration::from_millis(timeout_ms.min(MAX_TIMEOUT_MS)),
         full_state,
         timeline_limit,
+        lazy_load_members: filter["room"]["state"]["lazy_load_members"].as_bool().unwrap_or(false),
     };
     Ok(Json(state.sync.sync(&user.user_id, &user.device_id, request).await?))
 }

@@ -29,6 +29,8 @@ pub struct SyncRequest {
     pub timeout: Duration,
     pub full_state: bool,
     pub timeline_limit: i64,
+    /// Only the member events of the timeline's senders (and the user's own) in `state`.
+    pub lazy_load_members: bool,
 }
 
 pub struct SyncService {
@@ -168,7 +170,7 @@ impl SyncService {
                             up_to: now.stream,
                             force_state: request.full_state || joined_in_window,
                         };
-                        self.room_timeline(user_id, device_id, room, window, request.timeline_limit, &ignored).await?
+                        self.room_timeline(user_id, device_id, room, window, request, &ignored).await?
                     } else {
                         json!({"timeline": {"events": [], "limited": false, "prev_batch": StreamToken(now.stream).to_string()}, "state": {"events": []}})
                     };
@@ -209,9 +211,8 @@ impl SyncService {
                 "leave" | "ban" if since.is_some() && is_new => {
                     let window =
                         Window { since: since_stream, up_to: record.stream.min(now.stream), force_state: false };
-                    let entry = self
-                        .room_timeline(user_id, device_id, &record.room_id, window, request.timeline_limit, &ignored)
-                        .await?;
+                    let entry =
+                        self.room_timeline(user_id, device_id, &record.room_id, window, request, &ignored).await?;
                     leave.insert(record.room_id.clone(), entry);
                 }
                 _ => {}
@@ -247,9 +248,10 @@ impl SyncService {
         device_id: &str,
         room_id: &str,
         window: Window,
-        limit: i64,
+        request: &SyncRequest,
         ignored: &HashSet<String>,
     ) -> ApiResult<Value> {
+        let limit = request.timeline_limit;
         let after = window.since.unwrap_or(0);
         let mut events = self.db.room_events(room_id, after, window.up_to, limit + 1, true).await?;
         let limited = events.len() as i64 > limit;
@@ -259,11 +261,19 @@ impl SyncService {
         let send_state = window.since.is_none() || limited || window.force_state;
         let state_events = if send_state {
             let timeline_ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+            // Lazy loading: of all member events, only those of the timeline's senders and the
+            // user's own (spec: § Lazy-loading room members).
+            let senders: HashSet<&str> = events.iter().map(|e| e.sender.as_str()).chain([user_id]).collect();
             let ids: Vec<String> = self
                 .db
                 .state_at(room_id, timeline_start)
                 .await?
                 .into_iter()
+                .filter(|entry| {
+                    !request.lazy_load_members
+                        || entry.event_type != "m.room.member"
+                        || senders.contains(entry.state_key.as_str())
+                })
                 .map(|entry| entry.event_id)
                 .filter(|id| !timeline_ids.contains(id.as_str()))
                 .collect();
