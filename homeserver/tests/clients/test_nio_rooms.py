@@ -168,3 +168,22 @@ async def test_paging_through_hundreds_of_messages(server):
         assert len(seen) == total and len(set(seen)) == total, (len(seen), len(set(seen)))
     finally:
         await close_all(alice, bob)
+
+
+async def test_searching_history_through_nio(server):
+    alice = await registered(server, "alice")
+    try:
+        room_id = (await alice.room_create(name="Notes")).room_id
+        for body in ("buy oat milk", "call the plumber", "the plumber is coming Tuesday"):
+            await alice.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+        response = await alice.send(
+            "POST", "/_matrix/client/v3/search",
+            '{"search_categories": {"room_events": {"search_term": "plumber", "order_by": "recent"}}}',
+            {"Authorization": f"Bearer {alice.access_token}"},
+        )
+        assert response.status == 200
+        found = (await response.json())["search_categories"]["room_events"]
+        assert found["count"] == 2
+        assert [r["result"]["content"]["body"] for r in found["results"]] == ["the plumber is coming Tuesday", "call the plumber"]
+    finally:
+        await close_all(alice)
