@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::sync::stream_writer::StreamWriter;
+use super::sync::{notifier::Scope, stream_writer::StreamWriter};
 use crate::{
     error::{ApiError, ApiResult},
     storage::Db,
@@ -60,7 +60,7 @@ impl AccountData {
         let json = serde_json::to_string(content).map_err(ApiError::internal)?;
         let slot = self.streams.begin().await;
         self.db.set_account_data(user_id, room_id.unwrap_or(""), data_type, &json, slot.position()).await?;
-        slot.committed();
+        slot.committed(&[Scope::User(user_id)]);
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{ApiError, ApiResult},
-    services::sync::stream_writer::StreamWriter,
+    services::sync::{notifier::Scope, stream_writer::StreamWriter},
     storage::{Db, account_data::PresenceRecord, now_ms},
 };
 
@@ -58,7 +58,7 @@ impl Presence {
     async fn write(&self, record: PresenceRecord) -> ApiResult<()> {
         let slot = self.streams.begin().await;
         self.db.set_presence(&record, slot.position()).await?;
-        slot.committed();
+        slot.committed(&[Scope::Presence]);
         Ok(())
     }
 

@@ -8,7 +8,11 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     error::{ApiError, ApiResult},
-    services::{account_data::AccountData, rooms::Rooms, sync::stream_writer::StreamWriter},
+    services::{
+        account_data::AccountData,
+        rooms::Rooms,
+        sync::{notifier::Scope, stream_writer::StreamWriter},
+    },
     storage::{Db, account_data::ReceiptRecord, now_ms},
 };
 
@@ -68,7 +72,7 @@ impl Receipts {
         };
         let slot = self.streams.begin().await;
         self.db.set_receipt(&receipt, slot.position()).await?;
-        slot.committed();
+        slot.committed(&[Scope::Room(room_id)]);
         Ok(())
     }
 

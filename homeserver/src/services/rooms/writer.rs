@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::Rooms;
 use crate::{
     error::{ApiError, ApiResult},
-    services::push::evaluate::evaluate,
+    services::{push::evaluate::evaluate, sync::notifier::Scope},
     storage::{now_ms, rooms::EventToPersist},
 };
 
@@ -151,7 +151,11 @@ impl Rooms {
             stream,
         )
         .await?;
-        slot.committed();
+        // A membership change also concerns its target, who may not be in the room yet.
+        match (new.event_type, new.state_key) {
+            ("m.room.member", Some(target)) => slot.committed(&[Scope::Room(new.room_id), Scope::User(target)]),
+            _ => slot.committed(&[Scope::Room(new.room_id)]),
+        };
         Ok(pdu.event_id().to_string())
     }
 
@@ -201,7 +205,7 @@ impl Rooms {
             pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
         let stream = slot.position();
         self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, &[], stream).await?;
-        slot.committed();
+        slot.committed(&[Scope::Room(&room_id)]);
         Ok(room_id)
     }
 

@@ -84,9 +84,15 @@ impl SyncService {
         if let Some(since) = request.since
             && !request.full_state
         {
+            let rooms: Vec<String> = joined.iter().map(|m| m.room_id.clone()).collect();
             loop {
-                let changes = self.changes(user_id, since.stream, now.stream).await?;
-                if !changes.is_empty() || self.typing_changed(&joined, since.typing) {
+                if self.typing_changed(&joined, since.typing) {
+                    break;
+                }
+                // Only read storage when something may concern this user.
+                if notifier.may_concern(user_id, &rooms, since.stream)
+                    && !self.changes(user_id, since.stream, now.stream).await?.is_empty()
+                {
                     break;
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());

@@ -4,7 +4,7 @@
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::Notifier;
+use super::{Notifier, notifier::Scope};
 
 pub struct StreamWriter {
     last: Mutex<i64>,
@@ -20,7 +20,7 @@ pub struct StreamSlot<'a> {
 
 impl StreamWriter {
     pub fn new(last: i64, notifier: Notifier) -> Self {
-        notifier.publish_stream(last);
+        notifier.start_at(last);
         Self { last: Mutex::new(last), notifier }
     }
 
@@ -39,11 +39,12 @@ impl StreamSlot<'_> {
         *self.guard + 1
     }
 
-    /// The write at `position()` committed: publish it.
-    pub fn committed(mut self) -> i64 {
+    /// The write at `position()` committed: publish it, saying whom it concerns so waiting
+    /// syncs of unrelated users need not look.
+    pub fn committed(mut self, scope: &[Scope<'_>]) -> i64 {
         let position = self.position();
         *self.guard = position;
-        self.notifier.publish_stream(position);
+        self.notifier.publish_stream(position, scope);
         position
     }
 }
