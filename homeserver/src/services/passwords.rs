@@ -15,41 +15,95 @@ use crate::{
 pub struct Passwords {
     params: Params,
     policy: PasswordPolicy,
+    workers: HashWorkers,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed pool of threads for argon2 (one per core). Each hash needs ~19 MiB of working
+/// memory; on tokio's elastic blocking pool every new thread would keep its own malloc arena
+/// with that much in it, so a burst of logins left the server at ten times its idle memory.
+/// A fixed pool bounds the arenas to the number of cores and queues the excess.
+#[derive(Clone)]
+struct HashWorkers {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl HashWorkers {
+    fn new() -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(1024);
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // every sender dropped: the server is gone
+                        }
+                    }
+                })
+                .expect("spawn an argon2 worker thread");
+        }
+        Self { jobs }
+    }
+
+    /// Runs `work` on the pool and awaits its result.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        let jobs = self.jobs.clone();
+        // The channel is bounded; waiting for room happens off the async runtime.
+        tokio::task::spawn_blocking(move || jobs.send(job))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        result.await.map_err(ApiError::internal)
+    }
 }
 
 impl Passwords {
     pub fn new(auth: &AuthConfig, policy: PasswordPolicy) -> anyhow::Result<Self> {
         let params = Params::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism, None)
             .map_err(|e| anyhow::anyhow!("auth.argon2_*: {e}"))?;
-        Ok(Self { params, policy })
+        Ok(Self { params, policy, workers: HashWorkers::new() })
     }
 
     fn argon2(&self) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Hashes a password (PHC string) off the async runtime.
+    /// Hashes a password (PHC string) on the hashing pool, off the async runtime.
     pub async fn hash(&self, password: String) -> ApiResult<String> {
         let argon2 = self.argon2();
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon2.hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(format_args!("argon2: {e}")))
+        self.workers
+            .run(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                argon2.hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
+            })
+            .await?
+            .map_err(|e| ApiError::internal(format_args!("argon2: {e}")))
     }
 
     /// Verifies a password against a stored PHC hash off the async runtime. The comparison
     /// inside argon2 is constant-time.
     pub async fn verify(&self, password: String, stored_hash: String) -> ApiResult<bool> {
         let argon2 = self.argon2();
-        tokio::task::spawn_blocking(move || match PasswordHash::new(&stored_hash) {
-            Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
-            Err(_) => false,
-        })
-        .await
-        .map_err(ApiError::internal)
+        self.workers
+            .run(move || match PasswordHash::new(&stored_hash) {
+                Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
+                Err(_) => false,
+            })
+            .await
     }
 
     /// Checks a new password against the configured policy (M_WEAK_PASSWORD otherwise).
