@@ -42,7 +42,7 @@ impl Typing {
                 room.users.remove(user_id).is_some()
             };
             if changed {
-                room.serial = self.notifier.bump_typing();
+                room.serial = self.notifier.bump_typing(room_id);
             }
             changed
         };
@@ -63,7 +63,7 @@ impl Typing {
             && room.users.get(user_id).is_some_and(|until| *until <= Instant::now())
         {
             room.users.remove(user_id);
-            room.serial = self.notifier.bump_typing();
+            room.serial = self.notifier.bump_typing(room_id);
         }
     }
 

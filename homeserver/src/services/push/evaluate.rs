@@ -18,6 +18,26 @@ use crate::{
     storage::{Db, push::PushActionRow},
 };
 
+/// A user's rules: their stored `m.push_rules` account data, or the spec's defaults. Building
+/// the default set allocates a few dozen rules, so defaults are made once per user and kept.
+fn cached_ruleset(user_id: &UserId, stored: Option<&str>) -> std::sync::Arc<Ruleset> {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, LazyLock, Mutex},
+    };
+    // Only the spec's defaults are cached (keyed by user id: they name the user); stored
+    // rules are parsed each time, as they can change at any moment.
+    static DEFAULTS: LazyLock<Mutex<HashMap<String, Arc<Ruleset>>>> = LazyLock::new(Default::default);
+    if stored.is_some() {
+        return Arc::new(ruleset_for(user_id, stored));
+    }
+    let mut defaults = DEFAULTS.lock().expect("push defaults lock");
+    if defaults.len() > 100_000 {
+        defaults.clear();
+    }
+    defaults.entry(user_id.to_string()).or_insert_with(|| Arc::new(Ruleset::server_default(user_id))).clone()
+}
+
 /// A user's rules: their stored `m.push_rules` account data, or the spec's defaults.
 pub fn ruleset_for(user_id: &UserId, stored: Option<&str>) -> Ruleset {
     stored
@@ -50,7 +70,7 @@ pub async fn evaluate(
             continue;
         }
         let Ok(user_id) = UserId::parse(member.user_id.as_str()) else { continue };
-        let ruleset = ruleset_for(&user_id, member.rules.as_deref());
+        let ruleset = cached_ruleset(&user_id, member.rules.as_deref());
         let display_name = member.displayname.clone().unwrap_or_else(|| user_id.localpart().to_owned());
         let mut context = PushConditionRoomCtx::new(room.clone(), member_count, user_id.clone(), display_name);
         context.power_levels = Some(power_ctx.clone());

@@ -33,6 +33,8 @@ pub struct Rooms {
     /// Building an event (prev_events, auth_events), checking it and committing it all happen
     /// while holding a stream slot, so events are appended one at a time in position order.
     streams: Arc<StreamWriter>,
+    /// Room versions by room id (immutable once the room exists).
+    versions: std::sync::Mutex<std::collections::HashMap<String, RoomVersionRules>>,
 }
 
 impl Rooms {
@@ -43,7 +45,7 @@ impl Rooms {
         default_version: String,
         streams: Arc<StreamWriter>,
     ) -> Self {
-        Self { db, signing_key, server_name, default_version, streams }
+        Self { db, signing_key, server_name, default_version, streams, versions: Default::default() }
     }
 
     pub fn notifier(&self) -> &Notifier {
@@ -52,9 +54,15 @@ impl Rooms {
 
     /// The room's version rules, or M_NOT_FOUND for a room this server does not know.
     pub async fn rules(&self, room_id: &str) -> ApiResult<RoomVersionRules> {
+        // A room's version never changes, so it is read from storage once per room.
+        if let Some(rules) = self.versions.lock().expect("versions lock").get(room_id) {
+            return Ok(rules.clone());
+        }
         let version = self.db.room_version(room_id).await?.ok_or_else(|| ApiError::not_found("Unknown room"))?;
-        rules_for(&version)
-            .ok_or_else(|| ApiError::internal(format_args!("room {room_id} has unsupported version {version}")))
+        let rules = rules_for(&version)
+            .ok_or_else(|| ApiError::internal(format_args!("room {room_id} has unsupported version {version}")))?;
+        self.versions.lock().expect("versions lock").insert(room_id.to_owned(), rules.clone());
+        Ok(rules)
     }
 }
 

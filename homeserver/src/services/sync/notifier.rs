@@ -1,14 +1,16 @@
 //! The sync notifier: carries positions, never data. Writers publish a stream position after
-//! their transaction commits; typing changes bump an in-memory serial. Waiting /sync requests
-//! wake and re-read.
+//! their transaction commits, saying which rooms or users it concerns; typing changes bump an
+//! in-memory serial for a room. A waiting /sync registers for its user's rooms and user id and
+//! is woken only by what concerns it — a message in one room wakes that room's members, not
+//! every connected client — then re-reads storage.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use super::token::SyncToken;
 
@@ -23,13 +25,21 @@ pub enum Scope<'a> {
     Presence,
 }
 
+/// The registry key for presence changes (no room or user id starts with a NUL).
+const PRESENCE_KEY: &str = "\u{0}presence";
+
 #[derive(Clone)]
 pub struct Notifier {
-    sender: Arc<watch::Sender<SyncToken>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    positions: Mutex<SyncToken>,
     /// The latest position that concerned each room, user and presence since start-up. A sync
-    /// whose rooms and user have not moved past its token has nothing to read, so it can go
-    /// back to sleep without a query. Positions are data about positions, not data.
-    latest: Arc<Mutex<Latest>>,
+    /// whose rooms and user have not moved past its token has nothing to read.
+    latest: Mutex<Latest>,
+    /// Waiting syncs by the keys they wait on.
+    waiters: Mutex<HashMap<String, Vec<Weak<Notify>>>>,
 }
 
 #[derive(Default)]
@@ -41,46 +51,58 @@ struct Latest {
     presence: i64,
 }
 
+/// A registration: woken when something published concerns one of its keys.
+pub struct Waiter {
+    notify: Arc<Notify>,
+}
+
+impl Waiter {
+    /// Waits for a wake-up or the timeout. A wake-up that came between registration and this
+    /// call is not lost (Notify keeps the permit).
+    pub async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+    }
+}
+
 impl Notifier {
     /// `typing_start` seeds the typing serial; using the clock keeps it increasing across
     /// restarts, so tokens handed out before a restart are never ahead of it for long.
     pub fn new(typing_start: u64) -> Self {
         Self {
-            sender: Arc::new(watch::channel(SyncToken { stream: 0, typing: typing_start }).0),
-            latest: Arc::new(Mutex::new(Latest::default())),
+            inner: Arc::new(Inner {
+                positions: Mutex::new(SyncToken { stream: 0, typing: typing_start }),
+                latest: Mutex::new(Latest::default()),
+                waiters: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
     /// Sets the position storage had at start-up (before any change is published).
     pub fn start_at(&self, position: i64) {
-        self.latest.lock().expect("notifier lock").startup = position;
-        self.sender.send_if_modified(|current| {
-            let moved = position > current.stream;
-            if moved {
-                current.stream = position;
-            }
-            moved
-        });
-    }
-
-    /// Whether anything concerning `user` (in `rooms`, or presence) may have changed after
-    /// stream position `since`. False means certainly nothing; true means look.
-    pub fn may_concern(&self, user: &str, rooms: &[String], since: i64) -> bool {
-        let latest = self.latest.lock().expect("notifier lock");
-        since < latest.startup
-            || latest.presence > since
-            || latest.users.get(user).is_some_and(|p| *p > since)
-            || rooms.iter().any(|room| latest.rooms.get(room).is_some_and(|p| *p > since))
+        self.inner.latest.lock().expect("notifier lock").startup = position;
+        let mut positions = self.inner.positions.lock().expect("notifier lock");
+        positions.stream = positions.stream.max(position);
     }
 
     /// The newest positions: everything at or below `stream` is committed.
     pub fn current(&self) -> SyncToken {
-        *self.sender.borrow()
+        *self.inner.positions.lock().expect("notifier lock")
     }
 
+    /// Whether anything concerning `user` (in `rooms`, or presence when `with_presence`) may
+    /// have changed after stream position `since`. False means certainly nothing.
+    pub fn may_concern(&self, user: &str, rooms: &[String], since: i64, with_presence: bool) -> bool {
+        let latest = self.inner.latest.lock().expect("notifier lock");
+        since < latest.startup
+            || (with_presence && latest.presence > since)
+            || latest.users.get(user).is_some_and(|p| *p > since)
+            || rooms.iter().any(|room| latest.rooms.get(room).is_some_and(|p| *p > since))
+    }
+
+    /// Publishes a committed position and wakes the syncs it concerns.
     pub fn publish_stream(&self, position: i64, scope: &[Scope<'_>]) {
         {
-            let mut latest = self.latest.lock().expect("notifier lock");
+            let mut latest = self.inner.latest.lock().expect("notifier lock");
             for scope in scope {
                 match scope {
                     Scope::Room(room) => {
@@ -93,34 +115,54 @@ impl Notifier {
                 }
             }
         }
-        self.sender.send_if_modified(|current| {
-            let moved = position > current.stream;
-            if moved {
-                current.stream = position;
+        {
+            let mut positions = self.inner.positions.lock().expect("notifier lock");
+            positions.stream = positions.stream.max(position);
+        }
+        for scope in scope {
+            match scope {
+                Scope::Room(key) | Scope::User(key) => self.wake(key),
+                Scope::Presence => self.wake(PRESENCE_KEY),
             }
-            moved
-        });
+        }
     }
 
-    /// Bumps the typing serial and returns the new value.
-    pub fn bump_typing(&self) -> u64 {
-        let mut serial = 0;
-        self.sender.send_modify(|current| {
-            current.typing += 1;
-            serial = current.typing;
-        });
+    /// Bumps the typing serial for `room` and returns the new value.
+    pub fn bump_typing(&self, room: &str) -> u64 {
+        let serial = {
+            let mut positions = self.inner.positions.lock().expect("notifier lock");
+            positions.typing += 1;
+            positions.typing
+        };
+        self.wake(room);
         serial
     }
 
-    /// Waits until either position passes `since` or `timeout` elapses; returns the positions.
-    pub async fn wait_past(&self, since: SyncToken, timeout: Duration) -> SyncToken {
-        let mut receiver = self.sender.subscribe();
-        let _ = tokio::time::timeout(
-            timeout,
-            receiver.wait_for(|now| now.stream > since.stream || now.typing > since.typing),
-        )
-        .await;
-        self.current()
+    fn wake(&self, key: &str) {
+        let mut waiters = self.inner.waiters.lock().expect("notifier lock");
+        if let Some(list) = waiters.remove(key) {
+            for waiter in list {
+                if let Some(notify) = waiter.upgrade() {
+                    notify.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Registers a waiter for the user's rooms, the user and (optionally) presence.
+    pub fn waiter(&self, user: &str, rooms: &[String], with_presence: bool) -> Waiter {
+        let notify = Arc::new(Notify::new());
+        let mut waiters = self.inner.waiters.lock().expect("notifier lock");
+        let keys = rooms.iter().map(String::as_str).chain([user]).chain(with_presence.then_some(PRESENCE_KEY));
+        for key in keys {
+            let list = waiters.entry(key.to_owned()).or_default();
+            // Drop registrations of syncs that already returned.
+            if list.len() >= 32 {
+                list.retain(|w| w.strong_count() > 0);
+            }
+            list.push(Arc::downgrade(&notify));
+        }
+        Waiter { notify }
     }
 }
 
@@ -129,22 +171,30 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn waiters_wake_on_publish_and_time_out_otherwise() {
+    async fn only_the_concerned_waiters_wake() {
         let notifier = Notifier::new(0);
         notifier.start_at(5);
-        let start = notifier.current();
-        assert_eq!(notifier.wait_past(start, Duration::from_millis(10)).await, start);
-        let waiter = {
-            let notifier = notifier.clone();
-            tokio::spawn(async move { notifier.wait_past(start, Duration::from_secs(30)).await })
-        };
+        let rooms = vec!["!mine".to_owned()];
+        let waiter = notifier.waiter("@a:hs", &rooms, false);
+        notifier.publish_stream(6, &[Scope::Room("!other")]);
+        let started = std::time::Instant::now();
+        waiter.wait(Duration::from_millis(50)).await;
+        assert!(started.elapsed() >= Duration::from_millis(45), "another room's event does not wake us");
+
+        let waiter = notifier.waiter("@a:hs", &rooms, false);
+        let waiting = tokio::spawn(async move { waiter.wait(Duration::from_secs(30)).await });
         tokio::task::yield_now().await;
-        notifier.publish_stream(6, &[Scope::Room("!r")]);
-        assert_eq!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap().stream, 6);
+        notifier.publish_stream(7, &[Scope::Room("!mine")]);
+        tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert_eq!(notifier.current().stream, 7);
         notifier.publish_stream(3, &[]);
-        assert_eq!(notifier.current().stream, 6, "positions never go back");
-        let typing = notifier.bump_typing();
+        assert_eq!(notifier.current().stream, 7, "positions never go back");
+
+        // A wake-up between registering and waiting is kept.
+        let waiter = notifier.waiter("@a:hs", &rooms, false);
+        let typing = notifier.bump_typing("!mine");
         assert_eq!(notifier.current().typing, typing);
+        tokio::time::timeout(Duration::from_secs(5), waiter.wait(Duration::from_secs(30))).await.unwrap();
     }
 
     #[test]
@@ -152,17 +202,18 @@ mod tests {
         let notifier = Notifier::new(0);
         notifier.start_at(10);
         let rooms = vec!["!mine".to_owned()];
-        assert!(notifier.may_concern("@a:hs", &rooms, 5), "tokens from before start-up must look");
-        assert!(!notifier.may_concern("@a:hs", &rooms, 10));
+        assert!(notifier.may_concern("@a:hs", &rooms, 5, true), "tokens from before start-up must look");
+        assert!(!notifier.may_concern("@a:hs", &rooms, 10, true));
         notifier.publish_stream(11, &[Scope::Room("!other")]);
-        assert!(!notifier.may_concern("@a:hs", &rooms, 10));
+        assert!(!notifier.may_concern("@a:hs", &rooms, 10, true));
         notifier.publish_stream(12, &[Scope::Room("!mine")]);
-        assert!(notifier.may_concern("@a:hs", &rooms, 11));
-        assert!(!notifier.may_concern("@a:hs", &rooms, 12));
+        assert!(notifier.may_concern("@a:hs", &rooms, 11, true));
+        assert!(!notifier.may_concern("@a:hs", &rooms, 12, true));
         notifier.publish_stream(13, &[Scope::User("@a:hs")]);
-        assert!(notifier.may_concern("@a:hs", &rooms, 12));
-        assert!(!notifier.may_concern("@b:hs", &[], 12));
+        assert!(notifier.may_concern("@a:hs", &rooms, 12, true));
+        assert!(!notifier.may_concern("@b:hs", &[], 12, true));
         notifier.publish_stream(14, &[Scope::Presence]);
-        assert!(notifier.may_concern("@b:hs", &[], 13));
+        assert!(notifier.may_concern("@b:hs", &[], 13, true));
+        assert!(!notifier.may_concern("@b:hs", &[], 13, false));
     }
 }

@@ -81,29 +81,51 @@ impl SyncService {
         let notifier = self.rooms.notifier();
         let mut now = notifier.current();
         let joined: Vec<MembershipRecord> = self.db.rooms_for_user(user_id).await?;
+        let mut changes = None;
         if let Some(since) = request.since
             && !request.full_state
         {
             let rooms: Vec<String> = joined.iter().map(|m| m.room_id.clone()).collect();
+            let presence = self.presence.enabled();
+            // Everything up to `checked` has been looked at and found not to concern this user.
+            let mut checked = since.stream;
             loop {
                 if self.typing_changed(&joined, since.typing) {
                     break;
                 }
                 // Only read storage when something may concern this user.
-                if notifier.may_concern(user_id, &rooms, since.stream)
-                    && !self.changes(user_id, since.stream, now.stream).await?.is_empty()
-                {
-                    break;
+                if notifier.may_concern(user_id, &rooms, checked, presence) {
+                    let found = self.changes(user_id, since.stream, now.stream).await?;
+                    if !found.is_empty() {
+                        changes = Some(found);
+                        break;
+                    }
+                    checked = now.stream;
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
                     break;
                 }
-                // Sleep until anything is published past what was just checked.
-                now = notifier.wait_past(now, remaining).await;
+                // Register, then look once more (a change may have landed meanwhile), then sleep
+                // until something concerning this user is published.
+                let waiter = notifier.waiter(user_id, &rooms, presence);
+                if !notifier.may_concern(user_id, &rooms, checked, presence)
+                    && !self.typing_changed(&joined, since.typing)
+                {
+                    waiter.wait(remaining).await;
+                }
+                now = notifier.current();
             }
         }
-        self.build(user_id, device_id, &request, now).await
+        // The wait loop may have read the changes up to `now` already; typing or a timeout may
+        // also have ended it, and then they are read here.
+        let changes = match changes {
+            Some(changes) => changes,
+            None => self.changes(user_id, request.since.map_or(0, |s| s.stream), now.stream).await?,
+        };
+        // Memberships read before the wait may be stale if it ended on a change of the user's own.
+        let joined = if request.since.is_some() { self.db.rooms_for_user(user_id).await? } else { joined };
+        self.build(user_id, device_id, &request, now, changes, joined).await
     }
 
     fn typing_changed(&self, memberships: &[MembershipRecord], since: u64) -> bool {
@@ -126,10 +148,17 @@ impl SyncService {
         })
     }
 
-    async fn build(&self, user_id: &str, device_id: &str, request: &SyncRequest, now: SyncToken) -> ApiResult<Value> {
+    async fn build(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        request: &SyncRequest,
+        now: SyncToken,
+        changes: Changes,
+        memberships: Vec<MembershipRecord>,
+    ) -> ApiResult<Value> {
         let since = request.since;
         let since_stream = since.map(|s| s.stream);
-        let changes = self.changes(user_id, since_stream.unwrap_or(0), now.stream).await?;
         let ignored: HashSet<String> = self.account_data.ignored_users(user_id).await?.into_iter().collect();
         let mut room_account_data: HashMap<String, Vec<Value>> = HashMap::new();
         let mut global_account_data = Vec::new();
@@ -154,7 +183,7 @@ impl SyncService {
         let mut invite = Map::new();
         let mut leave = Map::new();
         let mut knock = Map::new();
-        for record in self.db.rooms_for_user(user_id).await? {
+        for record in memberships {
             let Some(membership) = self.membership_at(&record, user_id, now.stream).await? else { continue };
             let is_new = since_stream.is_none_or(|since| record.stream > since) && record.stream <= now.stream;
             match membership.as_str() {
