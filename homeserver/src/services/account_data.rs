@@ -14,6 +14,9 @@ use crate::{
 pub struct AccountData {
     db: Db,
     streams: Arc<StreamWriter>,
+    /// Each user's ignore list, read by every /sync and /messages: kept in memory once read,
+    /// replaced whenever the user writes m.ignored_user_list.
+    ignored: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<String>>>>,
 }
 
 /// Types the server manages itself; clients use the dedicated endpoints instead.
@@ -21,7 +24,7 @@ const SERVER_MANAGED: &[&str] = &["m.fully_read", "m.push_rules"];
 
 impl AccountData {
     pub fn new(db: Db, streams: Arc<StreamWriter>) -> Self {
-        Self { db, streams }
+        Self { db, streams, ignored: Default::default() }
     }
 
     async fn check_room(&self, user_id: &str, room_id: Option<&str>) -> ApiResult<()> {
@@ -60,6 +63,9 @@ impl AccountData {
         let json = serde_json::to_string(content).map_err(ApiError::internal)?;
         let slot = self.streams.begin().await;
         self.db.set_account_data(user_id, room_id.unwrap_or(""), data_type, &json, slot.position()).await?;
+        if room_id.is_none() && data_type == "m.ignored_user_list" {
+            self.ignored.lock().expect("ignored lock").remove(user_id);
+        }
         slot.committed(&[Scope::User(user_id)]);
         Ok(())
     }
@@ -106,9 +112,23 @@ impl AccountData {
     }
 
     /// The users this user ignores (m.ignored_user_list): their events and invites are hidden.
-    pub async fn ignored_users(&self, user_id: &str) -> ApiResult<Vec<String>> {
-        let Some(json) = self.db.account_data(user_id, "", "m.ignored_user_list").await? else { return Ok(Vec::new()) };
-        let value: Value = serde_json::from_str(&json).unwrap_or_default();
-        Ok(value["ignored_users"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default())
+    pub async fn ignored_users(&self, user_id: &str) -> ApiResult<Arc<Vec<String>>> {
+        if let Some(list) = self.ignored.lock().expect("ignored lock").get(user_id) {
+            return Ok(list.clone());
+        }
+        let list: Vec<String> = match self.db.account_data(user_id, "", "m.ignored_user_list").await? {
+            Some(json) => {
+                let value: Value = serde_json::from_str(&json).unwrap_or_default();
+                value["ignored_users"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let list = Arc::new(list);
+        let mut cache = self.ignored.lock().expect("ignored lock");
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(user_id.to_owned(), list.clone());
+        Ok(list)
     }
 }

@@ -124,6 +124,32 @@ impl Db {
             .collect())
     }
 
+    /// The current state entries for the given (type, state_key) pairs.
+    pub async fn current_state_entries(
+        &self,
+        room_id: &str,
+        keys: &[(String, String)],
+    ) -> sqlx::Result<Vec<StateEntry>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clauses: Vec<String> =
+            (0..keys.len()).map(|i| format!("(event_type = ${} AND state_key = ${})", 2 + 2 * i, 3 + 2 * i)).collect();
+        let sql = format!(
+            "SELECT event_type, state_key, event_id FROM room_state WHERE room_id = $1 AND to_stream IS NULL AND ({})",
+            clauses.join(" OR ")
+        );
+        let mut query = sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql)).bind(room_id);
+        for (event_type, state_key) in keys {
+            query = query.bind(event_type).bind(state_key);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_type, state_key, event_id)| StateEntry { event_type, state_key, event_id })
+            .collect())
+    }
+
     /// The room's state as it was right after the event at stream position `at`.
     pub async fn state_at(&self, room_id: &str, at: i64) -> sqlx::Result<Vec<StateEntry>> {
         let rows: Vec<(String, String, String)> = sqlx::query_as(
@@ -254,20 +280,27 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        for push in event.push_actions {
-            sqlx::query(
-                "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, actions, notify, highlight)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&push.user_id)
-            .bind(event.room_id)
-            .bind(event.event_id)
-            .bind(stream)
-            .bind(&push.actions)
-            .bind(i64::from(push.notify))
-            .bind(i64::from(push.highlight))
-            .execute(&mut *tx)
-            .await?;
+        // All members' push actions in one statement (one round trip, not one per member).
+        for batch in event.push_actions.chunks(100) {
+            let rows: Vec<String> = (0..batch.len())
+                .map(|i| {
+                    let n = 4 + i * 4;
+                    format!("(${}, $1, $2, $3, ${}, ${}, ${})", n, n + 1, n + 2, n + 3)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, actions, notify, highlight) VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(event.room_id).bind(event.event_id).bind(stream);
+            for push in batch {
+                query = query
+                    .bind(&push.user_id)
+                    .bind(&push.actions)
+                    .bind(i64::from(push.notify))
+                    .bind(i64::from(push.highlight));
+            }
+            query.execute(&mut *tx).await?;
         }
         if let Some((key, text)) = event.search_text {
             self.index_for_search(&mut tx, event.event_id, event.room_id, key, stream, text).await?;

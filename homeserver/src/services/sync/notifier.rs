@@ -99,6 +99,18 @@ impl Notifier {
             || rooms.iter().any(|room| latest.rooms.get(room).is_some_and(|p| *p > since))
     }
 
+    /// What changed after `since` for this user, from memory: the rooms (of `rooms`) that moved,
+    /// whether the user's own scope moved, whether presence moved. None when `since` predates
+    /// start-up, and storage must be asked instead.
+    pub fn changed_since(&self, user: &str, rooms: &[String], since: i64) -> Option<(Vec<String>, bool, bool)> {
+        let latest = self.inner.latest.lock().expect("notifier lock");
+        if since < latest.startup {
+            return None;
+        }
+        let moved = rooms.iter().filter(|room| latest.rooms.get(*room).is_some_and(|p| *p > since)).cloned().collect();
+        Some((moved, latest.users.get(user).is_some_and(|p| *p > since), latest.presence > since))
+    }
+
     /// Publishes a committed position and wakes the syncs it concerns.
     pub fn publish_stream(&self, position: i64, scope: &[Scope<'_>]) {
         {

@@ -95,7 +95,7 @@ impl SyncService {
                 }
                 // Only read storage when something may concern this user.
                 if notifier.may_concern(user_id, &rooms, checked, presence) {
-                    let found = self.changes(user_id, since.stream, now.stream).await?;
+                    let found = self.changes(user_id, &rooms, since.stream, now.stream).await?;
                     if !found.is_empty() {
                         changes = Some(found);
                         break;
@@ -121,10 +121,17 @@ impl SyncService {
         // also have ended it, and then they are read here.
         let changes = match changes {
             Some(changes) => changes,
-            None => self.changes(user_id, request.since.map_or(0, |s| s.stream), now.stream).await?,
+            None => {
+                let rooms: Vec<String> = joined.iter().map(|m| m.room_id.clone()).collect();
+                self.changes(user_id, &rooms, request.since.map_or(0, |s| s.stream), now.stream).await?
+            }
         };
-        // Memberships read before the wait may be stale if it ended on a change of the user's own.
-        let joined = if request.since.is_some() { self.db.rooms_for_user(user_id).await? } else { joined };
+        // Memberships read before the wait are stale only if the user's own scope moved (a
+        // membership change of theirs); then read them again.
+        let own_moved = request.since.is_some_and(|since| {
+            notifier.changed_since(user_id, &[], since.stream).is_none_or(|(_, user_moved, _)| user_moved)
+        });
+        let joined = if own_moved { self.db.rooms_for_user(user_id).await? } else { joined };
         self.build(user_id, device_id, &request, now, changes, joined).await
     }
 
@@ -132,9 +139,31 @@ impl SyncService {
         memberships.iter().any(|m| m.membership == "join" && self.typing.changed_since(&m.room_id, since).is_some())
     }
 
-    async fn changes(&self, user_id: &str, since: i64, now: i64) -> ApiResult<Changes> {
+    /// What changed for the user in (since, now]. The notifier knows which rooms moved and
+    /// whether the user's account data or presence did, so storage is asked only about those;
+    /// for tokens from before start-up, storage is asked about everything.
+    async fn changes(&self, user_id: &str, rooms: &[String], since: i64, now: i64) -> ApiResult<Changes> {
         if now <= since {
             return Ok(Changes::default());
+        }
+        if let Some((moved, user_moved, presence_moved)) = self.rooms.notifier().changed_since(user_id, rooms, since) {
+            let moved: HashSet<String> = moved.into_iter().collect();
+            return Ok(Changes {
+                // A room that moved may have new events, receipts or both; the room's entry
+                // reads each (an empty timeline is fine).
+                rooms_with_receipts: moved.clone(),
+                rooms_with_events: moved,
+                account_data: if user_moved {
+                    self.db.account_data_since(user_id, since, now).await?
+                } else {
+                    Vec::new()
+                },
+                presence: if presence_moved && self.presence.enabled() {
+                    self.db.presence_since(user_id, since, now).await?
+                } else {
+                    Vec::new()
+                },
+            });
         }
         Ok(Changes {
             rooms_with_events: self.db.rooms_with_new_events(user_id, since, now).await?.into_iter().collect(),
@@ -159,7 +188,7 @@ impl SyncService {
     ) -> ApiResult<Value> {
         let since = request.since;
         let since_stream = since.map(|s| s.stream);
-        let ignored: HashSet<String> = self.account_data.ignored_users(user_id).await?.into_iter().collect();
+        let ignored: HashSet<String> = self.account_data.ignored_users(user_id).await?.iter().cloned().collect();
         let mut room_account_data: HashMap<String, Vec<Value>> = HashMap::new();
         let mut global_account_data = Vec::new();
         for record in &changes.account_data {
@@ -191,14 +220,17 @@ impl SyncService {
                     let room = &record.room_id;
                     let typing = self.typing.changed_since(room, since.map_or(0, |s| s.typing));
                     let account_data = room_account_data.remove(room).unwrap_or_default();
-                    let has_events = since.is_none() || request.full_state || changes.rooms_with_events.contains(room);
+                    let joined_in_window =
+                        since_stream.is_some_and(|s| record.stream > s && record.stream <= now.stream);
+                    let has_events = since.is_none()
+                        || request.full_state
+                        || joined_in_window
+                        || changes.rooms_with_events.contains(room);
                     let has_other =
                         typing.is_some() || !account_data.is_empty() || changes.rooms_with_receipts.contains(room);
                     if !has_events && !has_other {
                         continue;
                     }
-                    let joined_in_window =
-                        since_stream.is_some_and(|s| record.stream > s && record.stream <= now.stream);
                     let mut entry = if has_events {
                         let window = Window {
                             since: since_stream,

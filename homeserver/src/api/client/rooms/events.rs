@@ -185,7 +185,7 @@ async fn messages(
         Some(limit) => limit.parse::<i64>().map_err(|_| ApiError::invalid_param("limit must be an integer"))?,
         None => 10,
     };
-    let ignored = state.account_data.ignored_users(&user.user_id).await?.into_iter().collect();
+    let ignored = state.account_data.ignored_users(&user.user_id).await?.iter().cloned().collect();
     let page = state
         .rooms
         .messages(&user.user_id, &room_id, query.from.as_deref(), query.to.as_deref(), backwards, limit, &ignored)
