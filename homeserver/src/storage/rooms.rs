@@ -495,6 +495,25 @@ impl Db {
         }))
     }
 
+    /// The user's membership events in the room, newest first: (stream position, membership).
+    pub async fn membership_history(&self, room_id: &str, user_id: &str) -> sqlx::Result<Vec<(i64, String)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT s.from_stream, e.json FROM room_state s JOIN events e ON e.event_id = s.event_id
+             WHERE s.room_id = $1 AND s.event_type = 'm.room.member' AND s.state_key = $2 ORDER BY s.from_stream DESC LIMIT 20",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(stream, json)| {
+                let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                (stream, value["content"]["membership"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect())
+    }
+
     /// Stores a sync filter and returns its id (per user, counting up from 0).
     pub async fn create_filter(&self, user_id: &str, json: &str) -> sqlx::Result<i64> {
         let mut tx = self.pool().begin().await?;

@@ -18,6 +18,7 @@ both_backends!(
     public_rooms_are_joined_by_alias,
     leaving_and_forgetting,
     bad_room_requests_get_matrix_errors,
+    history_visibility_joined_hides_the_past,
 );
 
 fn state_of<'a>(state: &'a [Value], event_type: &str, state_key: &str) -> &'a Value {
@@ -370,5 +371,41 @@ async fn bad_room_requests_get_matrix_errors(backend: Backend) {
     assert_eq!(
         app.post(&app.room_path(&room, "invite"), Some(&alice.token), json!({"user_id": "@ghost:localhost"})).await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+async fn history_visibility_joined_hides_the_past(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let room = app
+        .create_room(
+            &alice.token,
+            json!({"preset": "public_chat", "initial_state": [
+        {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}]}),
+        )
+        .await;
+    let secret = app.send_text(&alice.token, &room, "before bob").await;
+    app.join(&bob.token, &room).await;
+    let after = app.send_text(&alice.token, &room, "after bob").await;
+    let (_, page) = app.get(&format!("{}?dir=b&limit=50", app.room_path(&room, "messages")), Some(&bob.token)).await;
+    let ids: Vec<&str> = page["chunk"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&after.as_str()) && !ids.contains(&secret.as_str()), "{ids:?}");
+    assert_error(
+        &app.get(&app.room_path(&room, &format!("event/{}", encode(&secret))), Some(&bob.token)).await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+    );
+    let sync = app.sync(&bob.token, None, 0).await;
+    let timeline = crate::helpers::timeline(&sync, &room);
+    assert!(!timeline.iter().any(|e| e["event_id"] == secret.as_str()), "{sync}");
+    // In a `shared` room a newcomer reads the whole history.
+    let shared = app.create_room(&alice.token, json!({"preset": "public_chat"})).await;
+    let old = app.send_text(&alice.token, &shared, "old news").await;
+    app.join(&carol.token, &shared).await;
+    assert_eq!(
+        app.get(&app.room_path(&shared, &format!("event/{}", encode(&old))), Some(&carol.token)).await.0,
+        StatusCode::OK
     );
 }

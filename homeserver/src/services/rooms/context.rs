@@ -24,7 +24,9 @@ impl Rooms {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
         let ceiling = visibility.limit(self.notifier().current().stream);
-        let event = self.db.event(event_id).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling);
+        let floor = self.history_floor(user_id, room_id).await?;
+        let event =
+            self.db.event(event_id).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling && e.stream >= floor);
         let Some(event) = event else { return Err(ApiError::not_found("Event not found")) };
         let limit = limit.clamp(0, 100);
         let before_count = limit / 2;

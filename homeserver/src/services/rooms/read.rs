@@ -51,6 +51,41 @@ impl Rooms {
         }
     }
 
+    /// The first stream position the user may see in the room under its history visibility:
+    /// `shared` and `world_readable` rooms show members their whole history (0); `joined`
+    /// shows it from the user's join, `invited` from the invite that led to it. Decided by the
+    /// room's current setting.
+    pub async fn history_floor(&self, user_id: &str, room_id: &str) -> ApiResult<i64> {
+        let setting = match self.db.current_state_event(room_id, "m.room.history_visibility", "").await? {
+            Some(event) => {
+                serde_json::from_str::<Value>(&event.json).unwrap_or_default()["content"]["history_visibility"]
+                    .as_str()
+                    .unwrap_or("shared")
+                    .to_owned()
+            }
+            None => "shared".to_owned(),
+        };
+        if !matches!(setting.as_str(), "joined" | "invited") {
+            return Ok(0);
+        }
+        let history = self.db.membership_history(room_id, user_id).await?;
+        // Newest first: the latest join, and (for `invited`) an invite directly before it.
+        let mut floor = i64::MAX;
+        let mut seen_join = false;
+        for (stream, membership) in history {
+            match membership.as_str() {
+                "join" if !seen_join => {
+                    floor = stream;
+                    seen_join = true;
+                }
+                "invite" if seen_join && setting == "invited" => floor = stream,
+                _ if seen_join => break,
+                _ => {}
+            }
+        }
+        Ok(if seen_join { floor } else { i64::MAX })
+    }
+
     /// Formats events, loading what they need (redactions, the viewer's txn ids) in batches.
     pub async fn format_events(&self, events: &[StoredEvent], omit_room_id: bool) -> ApiResult<Vec<Value>> {
         let mut context = FormatContext { omit_room_id, ..FormatContext::default() };
@@ -110,7 +145,7 @@ impl Rooms {
             .await?
             .filter(|e| e.room_id == room_id)
             .ok_or_else(|| ApiError::not_found("Event not found"))?;
-        if event.stream > visibility.limit(i64::MAX) {
+        if event.stream > visibility.limit(i64::MAX) || event.stream < self.history_floor(user_id, room_id).await? {
             return Err(ApiError::not_found("Event not found"));
         }
         Ok(self.format_for(user_id, std::slice::from_ref(&event), false).await?.remove(0))
@@ -138,15 +173,17 @@ impl Rooms {
             None if backwards => ceiling,
             None => 0,
         };
+        // History visibility: nothing before `floor` (exclusive bound) is shown.
+        let floor = self.history_floor(user_id, room_id).await?.saturating_sub(1);
         let to = to.map(StreamToken::parse).transpose()?.map(|t| t.0);
         let limit = limit.clamp(1, 1000);
         let events = if backwards {
             // Events at positions <= from, newest first, down to (but excluding) `to`.
-            let floor = to.unwrap_or(0);
-            self.db.room_events(room_id, floor, from.min(ceiling), limit, true).await?
+            let bottom = to.unwrap_or(0).max(floor);
+            self.db.room_events(room_id, bottom, from.min(ceiling), limit, true).await?
         } else {
             let top = to.unwrap_or(ceiling).min(ceiling);
-            self.db.room_events(room_id, from, top, limit, false).await?
+            self.db.room_events(room_id, from.max(floor), top, limit, false).await?
         };
         let end = if events.len() as i64 == limit {
             events.last().map(|e| StreamToken(if backwards { e.stream - 1 } else { e.stream }).to_string())

@@ -319,7 +319,9 @@ impl SyncService {
         ignored: &HashSet<String>,
     ) -> ApiResult<Value> {
         let limit = request.timeline_limit;
-        let after = window.since.unwrap_or(0);
+        // Under `joined`/`invited` history visibility, nothing from before the user arrived.
+        let floor = self.rooms.history_floor(user_id, room_id).await?.saturating_sub(1).min(window.up_to);
+        let after = window.since.unwrap_or(0).max(floor);
         let mut events = self.db.room_events(room_id, after, window.up_to, limit + 1, true).await?;
         let limited = events.len() as i64 > limit;
         events.truncate(limit as usize);
