@@ -19,6 +19,7 @@ both_backends!(
     concurrent_senders_are_delivered_exactly_once,
     filters_are_stored_and_applied,
     lazy_loading_sends_only_the_members_the_timeline_needs,
+    filters_choose_rooms_types_and_senders,
 );
 
 async fn a_long_poll_wakes_when_a_message_arrives(backend: Backend) {
@@ -292,4 +293,49 @@ async fn lazy_loading_sends_only_the_members_the_timeline_needs(backend: Backend
         .filter(|e| e["type"] == "m.room.member")
         .count();
     assert_eq!(all_members, 6, "without lazy loading every member is sent");
+}
+
+async fn filters_choose_rooms_types_and_senders(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let wanted = app.create_room(&alice.token, json!({"preset": "public_chat"})).await;
+    let other = app.create_room(&alice.token, json!({})).await;
+    app.join(&bob.token, &wanted).await;
+    app.send_text(&alice.token, &wanted, "from alice").await;
+    app.send_text(&bob.token, &wanted, "from bob").await;
+    app.put(&app.room_path(&wanted, "send/m.reaction/r1"), Some(&bob.token), json!({})).await;
+    let filter = json!({
+        "room": {"rooms": [wanted], "timeline": {"types": ["m.room.message"], "not_senders": [bob.user_id]},
+                 "state": {"types": ["m.room.name", "m.room.create"]}},
+        "presence": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]}
+    });
+    let (_, sync) = app
+        .get(
+            &format!("/_matrix/client/v3/sync?filter={}", crate::helpers::encode(&filter.to_string())),
+            Some(&alice.token),
+        )
+        .await;
+    assert!(sync["rooms"]["join"].get(&other).is_none(), "only the filtered room");
+    let events = timeline(&sync, &wanted);
+    assert!(
+        events.iter().all(|e| e["type"] == "m.room.message" && e["sender"] == alice.user_id.as_str()),
+        "{events:?}"
+    );
+    assert!(!events.is_empty());
+    let state = sync["rooms"]["join"][&wanted]["state"]["events"].as_array().unwrap();
+    assert!(state.iter().all(|e| e["type"] == "m.room.create" || e["type"] == "m.room.name"), "{state:?}");
+    assert_eq!(sync["account_data"]["events"], json!([]));
+
+    let message_filter = crate::helpers::encode(r#"{"types":["m.room.message"],"lazy_load_members":true}"#);
+    let (_, page) = app
+        .get(&format!("{}?dir=b&filter={message_filter}", app.room_path(&wanted, "messages")), Some(&alice.token))
+        .await;
+    let chunk = page["chunk"].as_array().unwrap();
+    assert_eq!(chunk.len(), 2, "{page}");
+    let members: HashSet<&str> =
+        page["state"].as_array().unwrap().iter().map(|e| e["state_key"].as_str().unwrap()).collect();
+    assert_eq!(members, HashSet::from(["@alice:localhost", "@bob:localhost"]));
+    let bad = app.get(&format!("{}?dir=b&filter=%7Bnot", app.room_path(&wanted, "messages")), Some(&alice.token)).await;
+    crate::helpers::assert_error(&bad, StatusCode::BAD_REQUEST, "M_BAD_JSON");
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     api::extract::{AuthUser, MatrixJson, MatrixPath, MatrixQuery},
     error::{ApiError, ApiResult},
-    services::sync::{SyncRequest, token::SyncToken},
+    services::sync::{SyncRequest, filter::SyncFilter, token::SyncToken},
     state::AppState,
 };
 
@@ -78,6 +78,7 @@ async fn sync(
         full_state,
         timeline_limit,
         lazy_load_members: filter["room"]["state"]["lazy_load_members"].as_bool().unwrap_or(false),
+        filter: SyncFilter::from_json(&filter),
     };
     Ok(Json(state.sync.sync(&user.user_id, &user.device_id, request).await?))
 }

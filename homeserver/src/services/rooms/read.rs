@@ -163,6 +163,7 @@ impl Rooms {
         backwards: bool,
         limit: i64,
         ignored: &std::collections::HashSet<String>,
+        filter: &crate::services::sync::filter::EventFilter,
     ) -> ApiResult<MessagesPage> {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
@@ -190,10 +191,29 @@ impl Rooms {
         } else {
             None
         };
-        let visible: Vec<StoredEvent> =
-            events.into_iter().filter(|e| e.state_key.is_some() || !ignored.contains(&e.sender)).collect();
+        let visible: Vec<StoredEvent> = events
+            .into_iter()
+            .filter(|e| (e.state_key.is_some() || !ignored.contains(&e.sender)) && filter.allows(e))
+            .collect();
         let chunk = self.format_for(user_id, &visible, false).await?;
-        Ok(MessagesPage { chunk, start: StreamToken(from).to_string(), end, state: Vec::new() })
+        // Lazy loading: the member events of this page's senders (spec: § Lazy-loading room members).
+        let state = if filter.lazy_load_members && !visible.is_empty() {
+            let senders: std::collections::HashSet<&str> = visible.iter().map(|e| e.sender.as_str()).collect();
+            let at = visible.iter().map(|e| e.stream).max().unwrap_or(ceiling);
+            let ids: Vec<String> = self
+                .db
+                .state_at(room_id, at)
+                .await?
+                .into_iter()
+                .filter(|entry| entry.event_type == "m.room.member" && senders.contains(entry.state_key.as_str()))
+                .map(|entry| entry.event_id)
+                .collect();
+            let members = self.db.events(&ids).await?;
+            self.format_events(&members, false).await?
+        } else {
+            Vec::new()
+        };
+        Ok(MessagesPage { chunk, start: StreamToken(from).to_string(), end, state })
     }
 
     /// GET /joined_members: joined users with their display names and avatars.

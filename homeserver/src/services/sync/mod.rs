@@ -1,5 +1,6 @@
 //! /sync: the notifier and the assembly of sync responses from storage.
 
+pub mod filter;
 pub mod notifier;
 pub mod response;
 pub mod stream_writer;

@@ -31,6 +31,8 @@ pub struct SyncRequest {
     pub timeline_limit: i64,
     /// Only the member events of the timeline's senders (and the user's own) in `state`.
     pub lazy_load_members: bool,
+    /// Which rooms, event types and senders the client wants in each section.
+    pub filter: super::filter::SyncFilter,
 }
 
 pub struct SyncService {
@@ -192,6 +194,14 @@ impl SyncService {
         let mut room_account_data: HashMap<String, Vec<Value>> = HashMap::new();
         let mut global_account_data = Vec::new();
         for record in &changes.account_data {
+            let section = if record.room_id.is_empty() {
+                &request.filter.account_data
+            } else {
+                &request.filter.room_account_data
+            };
+            if !section.allows_type(&record.data_type) {
+                continue;
+            }
             let event = json!({"type": record.data_type, "content": serde_json::from_str::<Value>(&record.content).unwrap_or_default()});
             if record.room_id.is_empty() {
                 global_account_data.push(event);
@@ -202,7 +212,10 @@ impl SyncService {
 
         // Clients read their push rules from the first sync; until a user changes them, they are
         // the spec's defaults, which are not stored.
-        if since.is_none() && !global_account_data.iter().any(|e| e["type"] == "m.push_rules") {
+        if since.is_none()
+            && request.filter.account_data.allows_type("m.push_rules")
+            && !global_account_data.iter().any(|e| e["type"] == "m.push_rules")
+        {
             global_account_data
                 .push(json!({"type": "m.push_rules", "content": self.push_rules.content(user_id).await?}));
         }
@@ -213,6 +226,9 @@ impl SyncService {
         let mut leave = Map::new();
         let mut knock = Map::new();
         for record in memberships {
+            if !request.filter.rooms.allows_room(&record.room_id) {
+                continue;
+            }
             let Some(membership) = self.membership_at(&record, user_id, now.stream).await? else { continue };
             let is_new = since_stream.is_none_or(|since| record.stream > since) && record.stream <= now.stream;
             match membership.as_str() {
@@ -242,11 +258,13 @@ impl SyncService {
                         json!({"timeline": {"events": [], "limited": false, "prev_batch": StreamToken(now.stream).to_string()}, "state": {"events": []}})
                     };
                     let mut ephemeral = Vec::new();
+                    let typing = typing.filter(|_| request.filter.ephemeral.allows_type("m.typing"));
                     if let Some(user_ids) = typing {
                         ephemeral.push(json!({"type": "m.typing", "content": {"user_ids": user_ids}}));
                     }
                     let receipts_after = if joined_in_window { 0 } else { since_stream.unwrap_or(0) };
-                    if (since.is_none() || joined_in_window || changes.rooms_with_receipts.contains(room))
+                    if request.filter.ephemeral.allows_type("m.receipt")
+                        && (since.is_none() || joined_in_window || changes.rooms_with_receipts.contains(room))
                         && let Some(receipts) =
                             self.receipts.receipt_event(user_id, room, receipts_after, now.stream).await?
                     {
@@ -288,6 +306,7 @@ impl SyncService {
         let presence: Vec<Value> = changes
             .presence
             .iter()
+            .filter(|_| request.filter.presence.allows_type("m.presence"))
             .map(|p| json!({"type": "m.presence", "sender": p.user_id, "content": super::super::edus::presence::content(p)}))
             .collect();
         Ok(json!({
@@ -350,10 +369,12 @@ impl SyncService {
         } else {
             Vec::new()
         };
-        // Ignored users' messages are left out; their state changes (joins, names) stay.
-        events.retain(|e| e.state_key.is_some() || !ignored.contains(&e.sender));
+        // Ignored users' messages are left out; their state changes (joins, names) stay. The
+        // client's timeline filter applies on top.
+        events.retain(|e| (e.state_key.is_some() || !ignored.contains(&e.sender)) && request.filter.timeline.allows(e));
         let mut timeline = self.rooms.format_for(user_id, &events, true).await?;
         self.add_transaction_ids(user_id, device_id, &events, &mut timeline).await?;
+        let state_events: Vec<_> = state_events.into_iter().filter(|e| request.filter.state.allows(e)).collect();
         let state = self.rooms.format_events(&state_events, true).await?;
         Ok(json!({
             "timeline": {"events": timeline, "limited": limited, "prev_batch": StreamToken(timeline_start).to_string()},

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::{
     api::extract::{AuthUser, MatrixJson, MatrixPath, MatrixQuery},
     error::{ApiError, ApiResult},
-    services::rooms::NewEvent,
+    services::{rooms::NewEvent, sync::filter::EventFilter},
     state::AppState,
 };
 
@@ -166,6 +166,7 @@ struct MessagesQuery {
     to: Option<String>,
     dir: Option<String>,
     limit: Option<String>,
+    filter: Option<String>,
 }
 
 /// GET /rooms/{roomId}/messages
@@ -185,10 +186,26 @@ async fn messages(
         Some(limit) => limit.parse::<i64>().map_err(|_| ApiError::invalid_param("limit must be an integer"))?,
         None => 10,
     };
+    let filter = match query.filter.as_deref() {
+        Some(json) => EventFilter::from_json(
+            &serde_json::from_str(json).map_err(|_| ApiError::bad_json("filter is not valid JSON"))?,
+        ),
+        None => EventFilter::default(),
+    };
+    let limit = filter.limit.unwrap_or(limit);
     let ignored = state.account_data.ignored_users(&user.user_id).await?.iter().cloned().collect();
     let page = state
         .rooms
-        .messages(&user.user_id, &room_id, query.from.as_deref(), query.to.as_deref(), backwards, limit, &ignored)
+        .messages(
+            &user.user_id,
+            &room_id,
+            query.from.as_deref(),
+            query.to.as_deref(),
+            backwards,
+            limit,
+            &ignored,
+            &filter,
+        )
         .await?;
     let mut body = json!({"chunk": page.chunk, "start": page.start});
     if let Some(end) = page.end {
