@@ -35,6 +35,9 @@ pub struct Rooms {
     streams: Arc<StreamWriter>,
     /// Room versions by room id (immutable once the room exists).
     versions: std::sync::Mutex<std::collections::HashMap<String, RoomVersionRules>>,
+    /// Each room's current history visibility, read on every timeline; the writer sets a
+    /// room's entry when a new m.room.history_visibility event commits.
+    history_settings: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Rooms {
@@ -45,7 +48,15 @@ impl Rooms {
         default_version: String,
         streams: Arc<StreamWriter>,
     ) -> Self {
-        Self { db, signing_key, server_name, default_version, streams, versions: Default::default() }
+        Self {
+            db,
+            signing_key,
+            server_name,
+            default_version,
+            streams,
+            versions: Default::default(),
+            history_settings: Default::default(),
+        }
     }
 
     pub fn notifier(&self) -> &Notifier {

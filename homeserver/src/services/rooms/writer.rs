@@ -157,6 +157,13 @@ impl Rooms {
             stream,
         )
         .await?;
+        if new.event_type == "m.room.history_visibility" {
+            // Set, not just forget: a reader that read the old value before this commit must not
+            // put it back (readers only fill an empty entry).
+            let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+            let setting = content["history_visibility"].as_str().unwrap_or("shared").to_owned();
+            self.history_settings.lock().expect("history lock").insert(new.room_id.to_owned(), setting);
+        }
         // A membership change also concerns its target, who may not be in the room yet.
         match (new.event_type, new.state_key) {
             ("m.room.member", Some(target)) => slot.committed(&[Scope::Room(new.room_id), Scope::User(target)]),
