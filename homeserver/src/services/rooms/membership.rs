@@ -8,6 +8,19 @@ use super::{NewEvent, Rooms};
 use crate::error::{ApiError, ApiResult};
 
 impl Rooms {
+    /// Appends an m.room.member event for `target`; the auth rules decide whether `sender` may.
+    async fn append_member(&self, sender: &str, room_id: &str, target: &str, content: Value) -> ApiResult<String> {
+        self.append(NewEvent {
+            room_id,
+            sender,
+            event_type: "m.room.member",
+            state_key: Some(target),
+            content,
+            transaction: None,
+        })
+        .await
+    }
+
     /// The content of a member event for `user`: the membership plus their current profile.
     pub(super) async fn member_content(&self, user_id: &str, membership: &str) -> ApiResult<Value> {
         let mut content = json!({"membership": membership});
@@ -47,15 +60,7 @@ impl Rooms {
             return Ok(room_id);
         }
         let content = self.member_content(user_id, "join").await?;
-        self.append(NewEvent {
-            room_id: &room_id,
-            sender: user_id,
-            event_type: "m.room.member",
-            state_key: Some(user_id),
-            content,
-            transaction: None,
-        })
-        .await?;
+        self.append_member(user_id, &room_id, user_id, content).await?;
         Ok(room_id)
     }
 
@@ -66,15 +71,7 @@ impl Rooms {
         if let Some(reason) = reason {
             content["reason"] = reason.into();
         }
-        self.append(NewEvent {
-            room_id: &room_id,
-            sender: user_id,
-            event_type: "m.room.member",
-            state_key: Some(user_id),
-            content,
-            transaction: None,
-        })
-        .await?;
+        self.append_member(user_id, &room_id, user_id, content).await?;
         Ok(room_id)
     }
 
@@ -102,15 +99,7 @@ impl Rooms {
         if let Some(reason) = reason {
             content["reason"] = reason.into();
         }
-        self.append(NewEvent {
-            room_id,
-            sender,
-            event_type: "m.room.member",
-            state_key: Some(target),
-            content,
-            transaction: None,
-        })
-        .await?;
+        self.append_member(sender, room_id, target, content).await?;
         Ok(())
     }
 
@@ -140,15 +129,7 @@ impl Rooms {
         if let Some(reason) = reason {
             content["reason"] = reason.into();
         }
-        self.append(NewEvent {
-            room_id,
-            sender,
-            event_type: "m.room.member",
-            state_key: Some(target),
-            content,
-            transaction: None,
-        })
-        .await?;
+        self.append_member(sender, room_id, target, content).await?;
         Ok(())
     }
 
