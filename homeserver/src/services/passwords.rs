@@ -26,13 +26,14 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A fixed pool bounds the arenas to the number of cores and queues the excess.
 #[derive(Clone)]
 struct HashWorkers {
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl HashWorkers {
     fn new() -> Self {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(1024);
+        // Unbounded: the queue holds only requests that passed the login/register rate limits.
+        let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
         let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
         for index in 0..threads {
             let receiver = receiver.clone();
@@ -61,12 +62,7 @@ impl HashWorkers {
         let job: Job = Box::new(move || {
             let _ = done.send(work());
         });
-        let jobs = self.jobs.clone();
-        // The channel is bounded; waiting for room happens off the async runtime.
-        tokio::task::spawn_blocking(move || jobs.send(job))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+        self.jobs.send(job).map_err(ApiError::internal)?;
         result.await.map_err(ApiError::internal)
     }
 }
