@@ -130,24 +130,56 @@ impl Db {
         room_id: &str,
         keys: &[(String, String)],
     ) -> sqlx::Result<Vec<StateEntry>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        self.state_entries(room_id, keys, None).await
+    }
+
+    /// The entries for the given (type, state_key) pairs as they were right after the event at
+    /// stream position `at`.
+    pub async fn state_entries_at(
+        &self,
+        room_id: &str,
+        keys: &[(String, String)],
+        at: i64,
+    ) -> sqlx::Result<Vec<StateEntry>> {
+        self.state_entries(room_id, keys, Some(at)).await
+    }
+
+    async fn state_entries(
+        &self,
+        room_id: &str,
+        keys: &[(String, String)],
+        at: Option<i64>,
+    ) -> sqlx::Result<Vec<StateEntry>> {
+        let mut entries = Vec::with_capacity(keys.len());
+        // Two placeholders a key; batches keep the statement well under any parameter limit.
+        for chunk in keys.chunks(100) {
+            let clauses: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(event_type = ${} AND state_key = ${})", 3 + 2 * i, 4 + 2 * i))
+                .collect();
+            let when = if at.is_some() {
+                "from_stream <= $2 AND (to_stream IS NULL OR to_stream > $2)"
+            } else {
+                "to_stream IS NULL AND $2 = $2"
+            };
+            let sql = format!(
+                "SELECT event_type, state_key, event_id FROM room_state WHERE room_id = $1 AND {when} AND ({})",
+                clauses.join(" OR ")
+            );
+            let mut query = sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql))
+                .bind(room_id)
+                .bind(at.unwrap_or(0));
+            for (event_type, state_key) in chunk {
+                query = query.bind(event_type).bind(state_key);
+            }
+            entries.extend(
+                query.fetch_all(self.pool()).await?.into_iter().map(|(event_type, state_key, event_id)| StateEntry {
+                    event_type,
+                    state_key,
+                    event_id,
+                }),
+            );
         }
-        let clauses: Vec<String> =
-            (0..keys.len()).map(|i| format!("(event_type = ${} AND state_key = ${})", 2 + 2 * i, 3 + 2 * i)).collect();
-        let sql = format!(
-            "SELECT event_type, state_key, event_id FROM room_state WHERE room_id = $1 AND to_stream IS NULL AND ({})",
-            clauses.join(" OR ")
-        );
-        let mut query = sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql)).bind(room_id);
-        for (event_type, state_key) in keys {
-            query = query.bind(event_type).bind(state_key);
-        }
-        let rows = query.fetch_all(self.pool()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(event_type, state_key, event_id)| StateEntry { event_type, state_key, event_id })
-            .collect())
+        Ok(entries)
     }
 
     /// The room's state as it was right after the event at stream position `at`.
@@ -495,23 +527,32 @@ impl Db {
         }))
     }
 
-    /// The user's membership events in the room, newest first: (stream position, membership).
-    pub async fn membership_history(&self, room_id: &str, user_id: &str) -> sqlx::Result<Vec<(i64, String)>> {
+    /// The contents a state entry has had, oldest first: (stream position, content). At most the
+    /// newest 1,000 changes (older ones only matter for ancient history).
+    pub async fn state_changes(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> sqlx::Result<Vec<(i64, serde_json::Value)>> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT s.from_stream, e.json FROM room_state s JOIN events e ON e.event_id = s.event_id
-             WHERE s.room_id = $1 AND s.event_type = 'm.room.member' AND s.state_key = $2 ORDER BY s.from_stream DESC LIMIT 20",
+             WHERE s.room_id = $1 AND s.event_type = $2 AND s.state_key = $3 ORDER BY s.from_stream DESC LIMIT 1000",
         )
         .bind(room_id)
-        .bind(user_id)
+        .bind(event_type)
+        .bind(state_key)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
+        let mut changes: Vec<(i64, serde_json::Value)> = rows
             .into_iter()
             .map(|(stream, json)| {
-                let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-                (stream, value["content"]["membership"].as_str().unwrap_or_default().to_owned())
+                let mut value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                (stream, value["content"].take())
             })
-            .collect())
+            .collect();
+        changes.reverse();
+        Ok(changes)
     }
 
     /// Stores a sync filter and returns its id (per user, counting up from 0).

@@ -6,7 +6,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, assert_error, encode, spawn_app};
 
-both_backends!(edits_threads_and_references_are_bundled_and_listed, relations_respect_visibility_and_redaction);
+both_backends!(
+    edits_threads_and_references_are_bundled_and_listed,
+    relations_respect_visibility_and_redaction,
+    recursive_relations_follow_reactions_to_thread_replies,
+);
 
 async fn send(app: &crate::helpers::TestApp, token: &str, room: &str, event_type: &str, content: Value) -> String {
     let txn = hearth::services::tokens::generate_session_id();
@@ -141,4 +145,40 @@ async fn relations_respect_visibility_and_redaction(backend: Backend) {
     assert_eq!(all["chunk"], json!([]));
     let (_, event) = app.get(&app.room_path(&room, &format!("event/{}", encode(&root))), Some(&alice.token)).await;
     assert!(event["unsigned"].get("m.relations").is_none(), "{event}");
+}
+
+async fn recursive_relations_follow_reactions_to_thread_replies(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice.token, json!({})).await;
+    let root = app.send_text(&alice.token, &room, "root").await;
+    let reply = send(
+        &app,
+        &alice.token,
+        &room,
+        "m.room.message",
+        json!({"msgtype": "m.text", "body": "in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": root}}),
+    )
+    .await;
+    let reaction = send(
+        &app,
+        &alice.token,
+        &room,
+        "m.reaction",
+        json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": reply, "key": "👍"}}),
+    )
+    .await;
+    let path = format!("/_matrix/client/v1/rooms/{}/relations/{}", encode(&room), encode(&root));
+    let (_, direct) = app.get(&path, Some(&alice.token)).await;
+    let ids: Vec<&str> = direct["chunk"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![reply.as_str()]);
+    assert!(direct.get("recursion_depth").is_none(), "absent unless asked: {direct}");
+    let (_, deep) = app.get(&format!("{path}?recurse=true"), Some(&alice.token)).await;
+    let ids: Vec<&str> = deep["chunk"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![reaction.as_str(), reply.as_str()], "newest first: {deep}");
+    assert_eq!(deep["recursion_depth"], 3);
+    let (_, reactions) = app.get(&format!("{path}/m.annotation?recurse=true"), Some(&alice.token)).await;
+    assert_eq!(reactions["chunk"].as_array().unwrap().len(), 1);
+    let bad = app.get(&format!("{path}?recurse=maybe"), Some(&alice.token)).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
 }

@@ -5,7 +5,11 @@ use serde_json::json;
 
 use crate::helpers::{Backend, assert_error, encode, spawn_app};
 
-both_backends!(search_finds_messages_in_my_rooms_only, search_orders_pages_and_forgets_redacted_text);
+both_backends!(
+    search_finds_messages_in_my_rooms_only,
+    search_orders_pages_and_forgets_redacted_text,
+    search_groups_results_and_includes_state_and_profiles,
+);
 
 async fn search_finds_messages_in_my_rooms_only(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
@@ -82,4 +86,57 @@ async fn search_orders_pages_and_forgets_redacted_text(backend: Backend) {
     app.put(&app.room_path(&room, &format!("redact/{}/r", encode(&ids[4]))), Some(&alice.token), json!({})).await;
     let (_, after) = app.post("/_matrix/client/v3/search", Some(&alice.token), body(None)).await;
     assert_eq!(after["search_categories"]["room_events"]["count"], 4, "redacted text is no longer searchable");
+}
+
+async fn search_groups_results_and_includes_state_and_profiles(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let kitchen = app.create_room(&alice.token, json!({"preset": "public_chat", "name": "Kitchen"})).await;
+    let garden = app.create_room(&alice.token, json!({"preset": "public_chat", "name": "Garden"})).await;
+    app.join(&bob.token, &kitchen).await;
+    app.send_text(&alice.token, &kitchen, "tomato soup tonight").await;
+    app.send_text(&bob.token, &kitchen, "tomato salad instead").await;
+    app.send_text(&alice.token, &garden, "the tomato plants grew").await;
+    app.put(
+        &app.room_path(&garden, "send/m.room.message/x"),
+        Some(&alice.token),
+        json!({"msgtype": "m.notice", "body": "tomato alert"}),
+    )
+    .await;
+    let (status, found) = app
+        .post(
+            "/_matrix/client/v3/search",
+            Some(&alice.token),
+            json!({"search_categories": {"room_events": {
+                "search_term": "tomato",
+                "keys": ["content.body"],
+                "filter": {"not_senders": [bob.user_id], "types": ["m.room.message"]},
+                "groupings": {"group_by": [{"key": "room_id"}, {"key": "sender"}]},
+                "include_state": true,
+                "event_context": {"before_limit": 1, "after_limit": 1, "include_profile": true}
+            }}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let events = &found["search_categories"]["room_events"];
+    let results = events["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "bob's message is filtered out: {events}");
+    assert!(results.iter().all(|r| r["result"]["sender"] == alice.user_id.as_str()));
+    let by_room = events["groups"]["room_id"].as_object().unwrap();
+    assert_eq!(by_room[&kitchen]["results"].as_array().unwrap().len(), 1);
+    assert_eq!(by_room[&garden]["results"].as_array().unwrap().len(), 2);
+    assert_eq!(events["groups"]["sender"][&alice.user_id]["results"].as_array().unwrap().len(), 3);
+    let kitchen_state = events["state"][&kitchen].as_array().unwrap();
+    assert!(kitchen_state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Kitchen"));
+    let with_context = results.iter().find(|r| r["result"]["room_id"] == kitchen.as_str()).unwrap();
+    assert_eq!(with_context["context"]["profile_info"][&bob.user_id]["displayname"], "bob", "{with_context}");
+    let bad = app
+        .post(
+            "/_matrix/client/v3/search",
+            Some(&alice.token),
+            json!({"search_categories": {"room_events": {"search_term": "x", "groupings": {"group_by": [{"key": "colour"}]}}}}),
+        )
+        .await;
+    assert_error(&bad, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
 }

@@ -20,6 +20,9 @@ both_backends!(
     filters_are_stored_and_applied,
     lazy_loading_sends_only_the_members_the_timeline_needs,
     filters_choose_rooms_types_and_senders,
+    a_filtered_timeline_is_filled_to_its_limit,
+    filters_keep_urls_and_fields_as_asked,
+    incremental_lazy_sync_sends_each_new_sender_once,
 );
 
 async fn a_long_poll_wakes_when_a_message_arrives(backend: Backend) {
@@ -338,4 +341,98 @@ async fn filters_choose_rooms_types_and_senders(backend: Backend) {
     assert_eq!(members, HashSet::from(["@alice:localhost", "@bob:localhost"]));
     let bad = app.get(&format!("{}?dir=b&filter=%7Bnot", app.room_path(&wanted, "messages")), Some(&alice.token)).await;
     crate::helpers::assert_error(&bad, StatusCode::BAD_REQUEST, "M_BAD_JSON");
+}
+
+async fn a_filtered_timeline_is_filled_to_its_limit(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice.token, json!({})).await;
+    for i in 0..3 {
+        app.send_text(&alice.token, &room, &format!("keep {i}")).await;
+        for j in 0..4 {
+            app.put(&app.room_path(&room, &format!("send/m.noise/n{i}{j}")), Some(&alice.token), json!({})).await;
+        }
+    }
+    let filter = crate::helpers::encode(r#"{"room":{"timeline":{"limit":3,"types":["m.room.message"]}}}"#);
+    let (_, sync) = app.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(&alice.token)).await;
+    let bodies: Vec<&str> = timeline(&sync, &room).iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert_eq!(bodies, vec!["keep 0", "keep 1", "keep 2"], "the limit counts wanted events: {sync}");
+    let message_filter = crate::helpers::encode(r#"{"types":["m.room.message"]}"#);
+    let (_, page) = app
+        .get(&format!("{}?dir=b&limit=2&filter={message_filter}", app.room_path(&room, "messages")), Some(&alice.token))
+        .await;
+    let bodies: Vec<&str> =
+        page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert_eq!(bodies, vec!["keep 2", "keep 1"]);
+    let (_, rest) = app
+        .get(
+            &format!(
+                "{}?dir=b&limit=2&filter={message_filter}&from={}",
+                app.room_path(&room, "messages"),
+                page["end"].as_str().unwrap()
+            ),
+            Some(&alice.token),
+        )
+        .await;
+    let bodies: Vec<&str> =
+        rest["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert_eq!(bodies, vec!["keep 0"], "{rest}");
+}
+
+async fn filters_keep_urls_and_fields_as_asked(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let room = app.create_room(&alice.token, json!({})).await;
+    app.send_text(&alice.token, &room, "just words").await;
+    app.put(
+        &app.room_path(&room, "send/m.room.message/img"),
+        Some(&alice.token),
+        json!({"msgtype": "m.image", "body": "cat.png", "url": "mxc://localhost/cat"}),
+    )
+    .await;
+    let with_url =
+        crate::helpers::encode(r#"{"room":{"timeline":{"contains_url":true}},"event_fields":["type","content.body"]}"#);
+    let (_, sync) = app.get(&format!("/_matrix/client/v3/sync?filter={with_url}"), Some(&alice.token)).await;
+    let events = timeline(&sync, &room);
+    assert_eq!(events.len(), 1, "{sync}");
+    assert_eq!(*events[0], json!({"type": "m.room.message", "content": {"body": "cat.png"}}));
+    let no_url = crate::helpers::encode(r#"{"contains_url":false,"types":["m.room.message"]}"#);
+    let (_, page) =
+        app.get(&format!("{}?dir=b&filter={no_url}", app.room_path(&room, "messages")), Some(&alice.token)).await;
+    let bodies: Vec<&str> =
+        page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert_eq!(bodies, vec!["just words"]);
+    let federation = crate::helpers::encode(r#"{"event_format":"federation"}"#);
+    let (_, sync) = app.get(&format!("/_matrix/client/v3/sync?filter={federation}"), Some(&alice.token)).await;
+    let first = timeline(&sync, &room)[0];
+    assert!(first["hashes"]["sha256"].is_string() && first["signatures"].is_object(), "{first}");
+}
+
+async fn incremental_lazy_sync_sends_each_new_sender_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let room = app.create_room(&alice.token, json!({"preset": "public_chat"})).await;
+    let lazy = crate::helpers::encode(r#"{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":10}}}"#);
+    let (_, first) = app.get(&format!("/_matrix/client/v3/sync?filter={lazy}"), Some(&alice.token)).await;
+    let mut since = first["next_batch"].as_str().unwrap().to_owned();
+    app.join(&bob.token, &room).await;
+    // Bob's join is in the timeline, so his member event is not repeated in `state`.
+    let (_, joined) =
+        app.get(&format!("/_matrix/client/v3/sync?filter={lazy}&since={since}"), Some(&alice.token)).await;
+    assert_eq!(joined["rooms"]["join"][&room]["state"]["events"], json!([]), "{joined}");
+    since = joined["next_batch"].as_str().unwrap().to_owned();
+    app.send_text(&bob.token, &room, "first").await;
+    let (_, next) = app.get(&format!("/_matrix/client/v3/sync?filter={lazy}&since={since}"), Some(&alice.token)).await;
+    assert_eq!(next["rooms"]["join"][&room]["state"]["events"], json!([]), "already sent: {next}");
+
+    // A device that never saw bob (a fresh login syncing from alice's token) gets his member event.
+    let (_, login) = app.login("alice", crate::helpers::PASSWORD).await;
+    let other_device = crate::helpers::session_from(&login);
+    since = next["next_batch"].as_str().unwrap().to_owned();
+    app.send_text(&bob.token, &room, "second").await;
+    let (_, fresh) =
+        app.get(&format!("/_matrix/client/v3/sync?filter={lazy}&since={since}"), Some(&other_device.token)).await;
+    let state = fresh["rooms"]["join"][&room]["state"]["events"].as_array().unwrap();
+    assert!(state.iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == bob.user_id.as_str()), "{fresh}");
 }

@@ -10,6 +10,7 @@ use crate::{
     error::{ApiError, ApiResult},
     services::rooms::relations::RelationsPage,
     state::AppState,
+    storage::relations::RECURSION_DEPTH,
 };
 
 pub fn v1_routes() -> Router<AppState> {
@@ -28,6 +29,7 @@ struct PageQuery {
     dir: Option<String>,
     limit: Option<String>,
     include: Option<String>,
+    recurse: Option<String>,
 }
 
 fn limit(query: &PageQuery) -> ApiResult<i64> {
@@ -37,12 +39,12 @@ fn limit(query: &PageQuery) -> ApiResult<i64> {
     }
 }
 
-fn page_json(page: RelationsPage) -> Json<Value> {
+fn page_json(page: RelationsPage) -> Value {
     let mut body = json!({"chunk": page.chunk});
     if let Some(next) = page.next_batch {
         body["next_batch"] = next.into();
     }
-    Json(body)
+    body
 }
 
 async fn relations(
@@ -58,6 +60,12 @@ async fn relations(
         Some("f") => false,
         Some(_) => return Err(ApiError::invalid_param("dir must be 'b' or 'f'")),
     };
+    let recurse = match query.recurse.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::invalid_param("recurse must be true or false")),
+    };
     let page = state
         .rooms
         .relations(
@@ -70,9 +78,15 @@ async fn relations(
             query.to.as_deref(),
             backwards,
             limit(query)?,
+            recurse.unwrap_or(false),
         )
         .await?;
-    Ok(page_json(page))
+    let mut body = page_json(page);
+    // Present exactly when the client asked about recursion (spec: GET /relations).
+    if let Some(recurse) = recurse {
+        body["recursion_depth"] = (if recurse { RECURSION_DEPTH } else { 1 }).into();
+    }
+    Ok(Json(body))
 }
 
 /// GET /rooms/{roomId}/relations/{eventId}
@@ -119,7 +133,7 @@ async fn threads(
     };
     let page =
         state.rooms.threads(&user.user_id, &room_id, participated, query.from.as_deref(), limit(&query)?).await?;
-    Ok(page_json(page))
+    Ok(Json(page_json(page)))
 }
 
 #[derive(Deserialize)]

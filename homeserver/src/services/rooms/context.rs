@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Rooms, read::Visibility};
+use super::Rooms;
 use crate::{
     error::{ApiError, ApiResult},
     services::sync::token::StreamToken,
@@ -23,23 +23,24 @@ impl Rooms {
     pub async fn context(&self, user_id: &str, room_id: &str, event_id: &str, limit: i64) -> ApiResult<Context> {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
+        let view = self.history_view(user_id, room_id, visibility).await?;
         let ceiling = visibility.limit(self.notifier().current().stream);
-        let floor = self.history_floor(user_id, room_id).await?;
         let event =
-            self.db.event(event_id).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling && e.stream >= floor);
+            self.db.event(event_id).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling && view.can_see(e));
         let Some(event) = event else { return Err(ApiError::not_found("Event not found")) };
         let limit = limit.clamp(0, 100);
         let before_count = limit / 2;
         let after_count = limit - before_count;
-        let before = if before_count > 0 {
-            self.db.room_events(room_id, 0, event.stream - 1, before_count, true).await?
+        let wanted = |e: &crate::storage::rooms::StoredEvent| view.can_see(e);
+        let (before, _) = if before_count > 0 {
+            self.scan(room_id, view.floor(), event.stream - 1, true, before_count, wanted).await?
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
-        let after = if after_count > 0 {
-            self.db.room_events(room_id, event.stream, ceiling, after_count, false).await?
+        let (after, _) = if after_count > 0 {
+            self.scan(room_id, event.stream, ceiling, false, after_count, wanted).await?
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         let start = StreamToken(before.last().map_or(event.stream - 1, |e| e.stream - 1)).to_string();
         let end = StreamToken(after.last().map_or(event.stream, |e| e.stream)).to_string();
@@ -91,11 +92,14 @@ impl Rooms {
         self.rules(room_id).await.map_err(|_| ApiError::not_found("Room not found"))?;
         let visibility = self.visibility(user_id, room_id).await.map_err(|_| ApiError::not_found("Room not found"))?;
         if let Some(event_id) = event_id {
-            let ceiling = match visibility {
-                Visibility::Member => i64::MAX,
-                Visibility::Until(stream) => stream,
-            };
-            if self.db.event(event_id).await?.is_none_or(|e| e.room_id != room_id || e.stream > ceiling) {
+            let ceiling = visibility.limit(i64::MAX);
+            let view = self.history_view(user_id, room_id, visibility).await?;
+            if self
+                .db
+                .event(event_id)
+                .await?
+                .is_none_or(|e| e.room_id != room_id || e.stream > ceiling || !view.can_see(&e))
+            {
                 return Err(ApiError::not_found("Event not found"));
             }
         }

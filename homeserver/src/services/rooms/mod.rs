@@ -5,6 +5,7 @@ pub mod context;
 pub mod create;
 pub mod directory;
 pub mod format;
+pub mod history;
 pub mod membership;
 pub mod read;
 mod redact;
@@ -35,9 +36,9 @@ pub struct Rooms {
     streams: Arc<StreamWriter>,
     /// Room versions by room id (immutable once the room exists).
     versions: std::sync::Mutex<std::collections::HashMap<String, RoomVersionRules>>,
-    /// Each room's current history visibility, read on every timeline; the writer sets a
+    /// Each room's history visibility changes, read on every timeline; the writer sets a
     /// room's entry when a new m.room.history_visibility event commits.
-    history_settings: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    history_settings: std::sync::Mutex<std::collections::HashMap<String, history::SettingChanges>>,
 }
 
 impl Rooms {

@@ -1,6 +1,6 @@
-//! Reading rooms: who may see what (spec: Client-Server API § History visibility, simplified to
-//! "members see the room while they are in it, and up to the moment they left"), state, single
-//! events, /messages pagination and member lists.
+//! Reading rooms: who may use a room's read endpoints (members, former members up to their
+//! leave, anyone in a world-readable room) and which events they see (`history.rs`), state,
+//! single events, /messages pagination and member lists.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{
     Rooms,
     format::{FormatContext, client_event},
+    history::{HistorySetting, HistoryView, SettingChanges},
 };
 use crate::{
     error::{ApiError, ApiResult},
@@ -16,19 +17,21 @@ use crate::{
     storage::rooms::StoredEvent,
 };
 
-/// How far into a room's stream a user may see.
+/// How far into a room's stream a user may read.
 #[derive(Clone, Copy, Debug)]
 pub enum Visibility {
     /// A current member: everything, up to now.
     Member,
     /// A former member (left, kicked, banned): up to and including their leaving.
     Until(i64),
+    /// Not a member of a room whose history is world-readable now (spec: § Room previews).
+    Peeking,
 }
 
 impl Visibility {
     pub fn limit(self, now: i64) -> i64 {
         match self {
-            Visibility::Member => now,
+            Visibility::Member | Visibility::Peeking => now,
             Visibility::Until(stream) => stream.min(now),
         }
     }
@@ -41,49 +44,60 @@ pub struct MessagesPage {
     pub state: Vec<Value>,
 }
 
+/// How many events one /messages request may look at to fill its page when history
+/// visibility or a filter hides most of them.
+const MAX_SCANNED: i64 = 5000;
+
 impl Rooms {
-    /// The caller's view of a room, or M_FORBIDDEN when they were never in it.
+    /// The caller's view of a room, or M_FORBIDDEN when they may not read it.
     pub async fn visibility(&self, user_id: &str, room_id: &str) -> ApiResult<Visibility> {
         match self.db.membership(room_id, user_id).await? {
             Some(m) if m.membership == "join" => Ok(Visibility::Member),
             Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(Visibility::Until(m.stream)),
+            _ if self.history_settings(room_id).await?.last().map(|(_, s)| *s)
+                == Some(HistorySetting::WorldReadable) =>
+            {
+                Ok(Visibility::Peeking)
+            }
             _ => Err(ApiError::forbidden("You are not a member of this room")),
         }
     }
 
-    /// The first stream position the user may see in the room under its history visibility:
-    /// `shared` and `world_readable` rooms show members their whole history (0); `joined`
-    /// shows it from the user's join, `invited` from the invite that led to it. Decided by the
-    /// room's current setting.
-    pub async fn history_floor(&self, user_id: &str, room_id: &str) -> ApiResult<i64> {
-        let setting = match self.db.current_state_event(room_id, "m.room.history_visibility", "").await? {
-            Some(event) => {
-                serde_json::from_str::<Value>(&event.json).unwrap_or_default()["content"]["history_visibility"]
-                    .as_str()
-                    .unwrap_or("shared")
-                    .to_owned()
-            }
-            None => "shared".to_owned(),
-        };
-        if !matches!(setting.as_str(), "joined" | "invited") {
-            return Ok(0);
+    /// The room's history visibility changes, cached per room; the writer refreshes a room's
+    /// entry when a new setting commits.
+    pub async fn history_settings(&self, room_id: &str) -> ApiResult<SettingChanges> {
+        if let Some(settings) = self.history_settings.lock().expect("history lock").get(room_id) {
+            return Ok(settings.clone());
         }
-        let history = self.db.membership_history(room_id, user_id).await?;
-        // Newest first: the latest join, and (for `invited`) an invite directly before it.
-        let mut floor = i64::MAX;
-        let mut seen_join = false;
-        for (stream, membership) in history {
-            match membership.as_str() {
-                "join" if !seen_join => {
-                    floor = stream;
-                    seen_join = true;
-                }
-                "invite" if seen_join && setting == "invited" => floor = stream,
-                _ if seen_join => break,
-                _ => {}
-            }
+        let settings = self.load_history_settings(room_id).await?;
+        // Only fill an empty entry: the writer's fresher value wins over a read that raced it.
+        Ok(self.history_settings.lock().expect("history lock").entry(room_id.to_owned()).or_insert(settings).clone())
+    }
+
+    pub(super) async fn load_history_settings(&self, room_id: &str) -> ApiResult<SettingChanges> {
+        let changes = self.db.state_changes(room_id, "m.room.history_visibility", "").await?;
+        Ok(std::sync::Arc::new(
+            changes.into_iter().map(|(stream, content)| (stream, HistorySetting::from_content(&content))).collect(),
+        ))
+    }
+
+    /// Which events of the room `user_id` may see (spec: § History visibility), for a caller
+    /// whose `visibility` was already established.
+    pub async fn history_view(&self, user_id: &str, room_id: &str, visibility: Visibility) -> ApiResult<HistoryView> {
+        let settings = self.history_settings(room_id).await?;
+        if matches!(visibility, Visibility::Member)
+            && let Some(view) = HistoryView::for_current_member(user_id, &settings)
+        {
+            return Ok(view);
         }
-        Ok(if seen_join { floor } else { i64::MAX })
+        let memberships = self
+            .db
+            .state_changes(room_id, "m.room.member", user_id)
+            .await?
+            .into_iter()
+            .map(|(stream, content)| (stream, content["membership"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        Ok(HistoryView::new(user_id, settings, memberships))
     }
 
     /// Formats events, loading what they need (redactions, the viewer's txn ids) in batches.
@@ -113,7 +127,7 @@ impl Rooms {
     pub async fn state_events(&self, user_id: &str, room_id: &str) -> ApiResult<Vec<StoredEvent>> {
         self.rules(room_id).await?;
         let entries = match self.visibility(user_id, room_id).await? {
-            Visibility::Member => self.db.current_state(room_id).await?,
+            Visibility::Member | Visibility::Peeking => self.db.current_state(room_id).await?,
             Visibility::Until(stream) => self.db.state_at(room_id, stream).await?,
         };
         let ids: Vec<String> = entries.into_iter().map(|e| e.event_id).collect();
@@ -143,16 +157,17 @@ impl Rooms {
             .db
             .event(event_id)
             .await?
-            .filter(|e| e.room_id == room_id)
+            .filter(|e| e.room_id == room_id && e.stream <= visibility.limit(i64::MAX))
             .ok_or_else(|| ApiError::not_found("Event not found"))?;
-        if event.stream > visibility.limit(i64::MAX) || event.stream < self.history_floor(user_id, room_id).await? {
+        if !self.history_view(user_id, room_id, visibility).await?.can_see(&event) {
             return Err(ApiError::not_found("Event not found"));
         }
         Ok(self.format_for(user_id, std::slice::from_ref(&event), false).await?.remove(0))
     }
 
     /// GET /rooms/{roomId}/messages: pages through the room in stream order. Messages of
-    /// `ignored` senders are left out (their state events stay).
+    /// `ignored` senders are left out (their state events stay); so is what history visibility
+    /// hides and what the filter does not want, and the page is filled from further back.
     #[allow(clippy::too_many_arguments)]
     pub async fn messages(
         &self,
@@ -167,6 +182,7 @@ impl Rooms {
     ) -> ApiResult<MessagesPage> {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
+        let view = self.history_view(user_id, room_id, visibility).await?;
         let now = self.notifier().current().stream;
         let ceiling = visibility.limit(now);
         let from = match from {
@@ -174,27 +190,20 @@ impl Rooms {
             None if backwards => ceiling,
             None => 0,
         };
-        // History visibility: nothing before `floor` (exclusive bound) is shown.
-        let floor = self.history_floor(user_id, room_id).await?.saturating_sub(1);
         let to = to.map(StreamToken::parse).transpose()?.map(|t| t.0);
         let limit = limit.clamp(1, 1000);
-        let events = if backwards {
-            // Events at positions <= from, newest first, down to (but excluding) `to`.
-            let bottom = to.unwrap_or(0).max(floor);
-            self.db.room_events(room_id, bottom, from.min(ceiling), limit, true).await?
+        // The page covers (bottom, top]; nothing at or below the view's floor is visible.
+        let (bottom, top) = if backwards {
+            (to.unwrap_or(0).max(view.floor()), from.min(ceiling))
         } else {
-            let top = to.unwrap_or(ceiling).min(ceiling);
-            self.db.room_events(room_id, from.max(floor), top, limit, false).await?
+            (from.max(view.floor()), to.unwrap_or(ceiling).min(ceiling))
         };
-        let end = if events.len() as i64 == limit {
-            events.last().map(|e| StreamToken(if backwards { e.stream - 1 } else { e.stream }).to_string())
-        } else {
-            None
+        let wanted = |e: &StoredEvent| {
+            (e.state_key.is_some() || !ignored.contains(&e.sender)) && filter.allows(e) && view.can_see(e)
         };
-        let visible: Vec<StoredEvent> = events
-            .into_iter()
-            .filter(|e| (e.state_key.is_some() || !ignored.contains(&e.sender)) && filter.allows(e))
-            .collect();
+        let (visible, reached) = self.scan(room_id, bottom, top, backwards, limit, wanted).await?;
+        // `reached` is where the scan stopped; the next page continues from there.
+        let end = reached.map(|position| StreamToken(position).to_string());
         let chunk = self.format_for(user_id, &visible, false).await?;
         // Lazy loading: the member events of this page's senders (spec: § Lazy-loading room members).
         let state = if filter.lazy_load_members && !visible.is_empty() {
@@ -214,6 +223,57 @@ impl Rooms {
             Vec::new()
         };
         Ok(MessagesPage { chunk, start: StreamToken(from).to_string(), end, state })
+    }
+
+    /// Up to `limit` events of the room in (bottom, top] that `wanted` accepts, newest first
+    /// when `backwards`, reading on past rejected events (at most `MAX_SCANNED`). Also returns
+    /// the position to continue from when more may follow: the last position looked at
+    /// (backwards: one below it), None when the range is exhausted.
+    pub(crate) async fn scan(
+        &self,
+        room_id: &str,
+        bottom: i64,
+        top: i64,
+        backwards: bool,
+        limit: i64,
+        wanted: impl Fn(&StoredEvent) -> bool,
+    ) -> ApiResult<(Vec<StoredEvent>, Option<i64>)> {
+        let mut found = Vec::new();
+        if limit <= 0 {
+            return Ok((found, None));
+        }
+        let (mut low, mut high) = (bottom, top);
+        let mut scanned = 0;
+        loop {
+            if low >= high {
+                return Ok((found, None));
+            }
+            let batch_size = (limit - found.len() as i64).max(1) + 1;
+            let batch = self.db.room_events(room_id, low, high, batch_size, backwards).await?;
+            let exhausted = (batch.len() as i64) < batch_size;
+            scanned += batch.len() as i64;
+            for event in batch {
+                if found.len() as i64 == limit {
+                    // One more exists beyond the page: continue from the last one taken.
+                    let last = found.last().map_or(event.stream, |e: &StoredEvent| e.stream);
+                    return Ok((found, Some(if backwards { last - 1 } else { last })));
+                }
+                if backwards {
+                    high = event.stream - 1;
+                } else {
+                    low = event.stream;
+                }
+                if wanted(&event) {
+                    found.push(event);
+                }
+            }
+            if exhausted {
+                return Ok((found, None));
+            }
+            if scanned >= MAX_SCANNED {
+                return Ok((found, Some(if backwards { high } else { low })));
+            }
+        }
     }
 
     /// GET /joined_members: joined users with their display names and avatars.

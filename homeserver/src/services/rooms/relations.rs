@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{Rooms, read::Visibility};
+use super::Rooms;
 use crate::{
     error::{ApiError, ApiResult},
     services::sync::token::StreamToken,
@@ -111,11 +111,14 @@ impl Rooms {
         to: Option<&str>,
         backwards: bool,
         limit: i64,
+        recurse: bool,
     ) -> ApiResult<RelationsPage> {
         self.rules(room_id).await?;
         let visibility = self.visibility(viewer, room_id).await?;
+        let view = self.history_view(viewer, room_id, visibility).await?;
         let ceiling = visibility.limit(self.notifier().current().stream);
-        let parent_event = self.db.event(parent).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling);
+        let parent_event =
+            self.db.event(parent).await?.filter(|e| e.room_id == room_id && e.stream <= ceiling && view.can_see(e));
         if parent_event.is_none() {
             return Err(ApiError::not_found("Event not found"));
         }
@@ -127,7 +130,8 @@ impl Rooms {
         } else {
             (from.unwrap_or(0), to.unwrap_or(ceiling).min(ceiling))
         };
-        let query = RelationQuery { parent, rel_type, event_type, after, up_to, newest_first: backwards, limit };
+        let query =
+            RelationQuery { parent, rel_type, event_type, after, up_to, newest_first: backwards, limit, recurse };
         let relations = self.db.relations(&query).await?;
         let next_batch = (relations.len() as i64 == limit).then(|| {
             let last = relations.last().map(|r| r.stream).unwrap_or_default();
@@ -135,6 +139,7 @@ impl Rooms {
         });
         let ids: Vec<String> = relations.iter().map(|r| r.event_id.clone()).collect();
         let mut events = self.db.events(&ids).await?;
+        events.retain(|e| view.can_see(e));
         events.sort_by_key(|e| if backwards { -e.stream } else { e.stream });
         Ok(RelationsPage { chunk: self.format_for(viewer, &events, false).await?, next_batch })
     }
@@ -150,10 +155,8 @@ impl Rooms {
     ) -> ApiResult<RelationsPage> {
         self.rules(room_id).await?;
         let visibility = self.visibility(viewer, room_id).await?;
-        let ceiling = match visibility {
-            Visibility::Member => i64::MAX,
-            Visibility::Until(stream) => stream,
-        };
+        let view = self.history_view(viewer, room_id, visibility).await?;
+        let ceiling = visibility.limit(i64::MAX);
         let before = from.map(StreamToken::parse).transpose()?.map(|t| t.0).unwrap_or(i64::MAX);
         let limit = limit.clamp(1, 100);
         let roots = self.db.threads(room_id, participated_only.then_some(viewer), before, ceiling, limit).await?;
@@ -161,6 +164,7 @@ impl Rooms {
             .then(|| StreamToken(roots.last().map(|r| r.1).unwrap_or_default()).to_string());
         let ids: Vec<String> = roots.iter().map(|(root, _)| root.clone()).collect();
         let mut events = self.db.events(&ids).await?;
+        events.retain(|e| view.can_see(e));
         let order: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
         events.sort_by_key(|e| order.get(e.event_id.as_str()).copied().unwrap_or(usize::MAX));
         Ok(RelationsPage { chunk: self.format_for(viewer, &events, false).await?, next_batch })

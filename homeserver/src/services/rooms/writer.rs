@@ -158,11 +158,16 @@ impl Rooms {
         )
         .await?;
         if new.event_type == "m.room.history_visibility" {
-            // Set, not just forget: a reader that read the old value before this commit must not
-            // put it back (readers only fill an empty entry).
-            let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
-            let setting = content["history_visibility"].as_str().unwrap_or("shared").to_owned();
-            self.history_settings.lock().expect("history lock").insert(new.room_id.to_owned(), setting);
+            // Set from storage after the commit, so a reader that loaded the list before this
+            // commit cannot leave it stale (readers only fill an empty entry).
+            // Nothing after the commit may fail the request: on a read error the entry is dropped
+            // and the next reader loads it.
+            let settings = self.load_history_settings(new.room_id).await;
+            let mut cache = self.history_settings.lock().expect("history lock");
+            match settings {
+                Ok(settings) => cache.insert(new.room_id.to_owned(), settings),
+                Err(_) => cache.remove(new.room_id),
+            };
         }
         // A membership change also concerns its target, who may not be in the room yet.
         match (new.event_type, new.state_key) {

@@ -17,6 +17,10 @@ pub struct EventFilter {
     not_rooms: Vec<String>,
     pub limit: Option<i64>,
     pub lazy_load_members: bool,
+    /// With lazy loading: send a sender's member event even when this device already has it.
+    pub include_redundant_members: bool,
+    /// Only events whose content has (`true`) or lacks (`false`) a `url`.
+    contains_url: Option<bool>,
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
@@ -47,6 +51,8 @@ impl EventFilter {
             not_rooms: strings(&value["not_rooms"]).unwrap_or_default(),
             limit: value["limit"].as_i64(),
             lazy_load_members: value["lazy_load_members"].as_bool().unwrap_or(false),
+            include_redundant_members: value["include_redundant_members"].as_bool().unwrap_or(false),
+            contains_url: value["contains_url"].as_bool(),
         }
     }
 
@@ -65,6 +71,7 @@ impl EventFilter {
             && self.allows_room(&event.room_id)
             && !self.not_senders.contains(&event.sender)
             && self.senders.as_ref().is_none_or(|senders| senders.contains(&event.sender))
+            && self.contains_url.is_none_or(|wanted| has_url(event) == wanted)
     }
 
     /// Whether the filter lets nothing of a section through (`"not_types": ["*"]`).
@@ -73,9 +80,20 @@ impl EventFilter {
     }
 }
 
+/// Whether the event's content has a `url` (spec: RoomEventFilter `contains_url`).
+fn has_url(event: &StoredEvent) -> bool {
+    // Cheap refusal first: most events never mention a url.
+    event.json.contains("\"url\"")
+        && serde_json::from_str::<Value>(&event.json).is_ok_and(|value| value["content"].get("url").is_some())
+}
+
 /// The parts of a sync filter that Hearth applies.
 #[derive(Debug, Default, Clone)]
 pub struct SyncFilter {
+    /// `event_fields`: the dotted paths to keep in each event; None keeps everything.
+    pub event_fields: Option<Vec<Vec<String>>>,
+    /// `event_format: federation`: events as their signed PDUs.
+    pub federation_format: bool,
     /// `room.rooms` / `room.not_rooms`.
     pub rooms: EventFilter,
     pub timeline: EventFilter,
@@ -90,6 +108,9 @@ impl SyncFilter {
     pub fn from_json(value: &Value) -> Self {
         let room = &value["room"];
         Self {
+            event_fields: strings(&value["event_fields"])
+                .map(|fields| fields.iter().map(|field| split_field_path(field)).collect()),
+            federation_format: value["event_format"] == "federation",
             rooms: EventFilter::from_json(room),
             timeline: EventFilter::from_json(&room["timeline"]),
             state: EventFilter::from_json(&room["state"]),
@@ -99,6 +120,54 @@ impl SyncFilter {
             presence: EventFilter::from_json(&value["presence"]),
         }
     }
+}
+
+/// Splits `content.body` into its keys; `\.` is a literal dot (spec: Filter `event_fields`).
+fn split_field_path(path: &str) -> Vec<String> {
+    let mut keys = vec![String::new()];
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    keys.last_mut().expect("never empty").push(next);
+                }
+            }
+            '.' => keys.push(String::new()),
+            c => keys.last_mut().expect("never empty").push(c),
+        }
+    }
+    keys
+}
+
+/// Keeps only the requested fields of a formatted event.
+pub fn retain_fields(event: &Value, fields: &[Vec<String>]) -> Value {
+    let mut out = Value::Object(serde_json::Map::new());
+    for path in fields {
+        let Some((last, parents)) = path.split_last() else { continue };
+        let mut source = event;
+        let mut found = true;
+        for key in parents {
+            match source.get(key) {
+                Some(inner) if inner.is_object() => source = inner,
+                _ => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        let Some(value) = source.get(last).filter(|_| found) else { continue };
+        let mut target = &mut out;
+        for key in parents {
+            target = target
+                .as_object_mut()
+                .expect("built from objects")
+                .entry(key.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+        target.as_object_mut().expect("built from objects").insert(last.clone(), value.clone());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -140,5 +209,26 @@ mod tests {
         assert!(!filter.allows(&event("m.room.message", "@a:hs", "!b:hs")));
         assert!(EventFilter::from_json(&json!({"not_types": ["*"]})).excludes_everything());
         assert!(EventFilter::default().allows(&event("x", "@a:hs", "!a:hs")));
+    }
+
+    #[test]
+    fn contains_url_keeps_only_events_with_or_without_a_url() {
+        let mut image = event("m.room.message", "@a:hs", "!a:hs");
+        image.json = r#"{"content":{"msgtype":"m.image","url":"mxc://hs/abc"}}"#.into();
+        let mut text = event("m.room.message", "@a:hs", "!a:hs");
+        text.json = r#"{"content":{"msgtype":"m.text","body":"the \"url\" is gone"}}"#.into();
+        let with = EventFilter::from_json(&json!({"contains_url": true}));
+        let without = EventFilter::from_json(&json!({"contains_url": false}));
+        assert!(with.allows(&image) && !with.allows(&text));
+        assert!(!without.allows(&image) && without.allows(&text));
+    }
+
+    #[test]
+    fn event_fields_keep_the_requested_paths() {
+        let event = json!({"type": "m.room.message", "sender": "@a:hs", "content": {"body": "hi", "msgtype": "m.text", "a.b": 1}});
+        let filter =
+            SyncFilter::from_json(&json!({"event_fields": ["type", "content.body", "content.a\\.b", "missing.x"]}));
+        let kept = retain_fields(&event, filter.event_fields.as_ref().unwrap());
+        assert_eq!(kept, json!({"type": "m.room.message", "content": {"body": "hi", "a.b": 1}}));
     }
 }

@@ -18,9 +18,12 @@ use crate::{
         account_data::AccountData,
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         push::rules::PushRules,
-        rooms::{Rooms, format::stripped_state},
+        rooms::{Rooms, format::stripped_state, read::Visibility},
     },
-    storage::{Db, rooms::MembershipRecord},
+    storage::{
+        Db,
+        rooms::{MembershipRecord, StoredEvent},
+    },
 };
 
 /// What a client asked of /sync.
@@ -43,6 +46,7 @@ pub struct SyncService {
     typing: Typing,
     presence: Arc<Presence>,
     push_rules: Arc<PushRules>,
+    lazy_members: super::lazy_members::LazyMembers,
 }
 
 /// State event types an invitee sees (spec: § Stripped state, the recommended set).
@@ -75,7 +79,7 @@ impl SyncService {
         presence: Arc<Presence>,
         push_rules: Arc<PushRules>,
     ) -> Self {
-        Self { db, rooms, account_data, receipts, typing, presence, push_rules }
+        Self { db, rooms, account_data, receipts, typing, presence, push_rules, lazy_members: Default::default() }
     }
 
     pub async fn sync(&self, user_id: &str, device_id: &str, request: SyncRequest) -> ApiResult<Value> {
@@ -253,7 +257,8 @@ impl SyncService {
                             up_to: now.stream,
                             force_state: request.full_state || joined_in_window,
                         };
-                        self.room_timeline(user_id, device_id, room, window, request, &ignored).await?
+                        self.room_timeline(user_id, device_id, room, Visibility::Member, window, request, &ignored)
+                            .await?
                     } else {
                         json!({"timeline": {"events": [], "limited": false, "prev_batch": StreamToken(now.stream).to_string()}, "state": {"events": []}})
                     };
@@ -296,8 +301,10 @@ impl SyncService {
                 "leave" | "ban" if since.is_some() && is_new => {
                     let window =
                         Window { since: since_stream, up_to: record.stream.min(now.stream), force_state: false };
-                    let entry =
-                        self.room_timeline(user_id, device_id, &record.room_id, window, request, &ignored).await?;
+                    let visibility = Visibility::Until(record.stream);
+                    let entry = self
+                        .room_timeline(user_id, device_id, &record.room_id, visibility, window, request, &ignored)
+                        .await?;
                     leave.insert(record.room_id.clone(), entry);
                 }
                 _ => {}
@@ -326,29 +333,39 @@ impl SyncService {
         Ok(self.db.membership_at(&record.room_id, user_id, now).await?)
     }
 
-    /// A room's timeline: the newest `limit` events in (since, up_to], and the state at the
-    /// start of that timeline when the client needs it.
+    /// A room's timeline: the newest `limit` events in (since, up_to] that the user may see
+    /// and the filter wants, and the state at the start of that timeline when the client needs
+    /// it (lazy loading: the members of the timeline's senders this device lacks).
+    #[allow(clippy::too_many_arguments)]
     async fn room_timeline(
         &self,
         user_id: &str,
         device_id: &str,
         room_id: &str,
+        visibility: Visibility,
         window: Window,
         request: &SyncRequest,
         ignored: &HashSet<String>,
     ) -> ApiResult<Value> {
-        let limit = request.timeline_limit;
-        // Under `joined`/`invited` history visibility, nothing from before the user arrived.
-        let floor = self.rooms.history_floor(user_id, room_id).await?.saturating_sub(1).min(window.up_to);
-        let after = window.since.unwrap_or(0).max(floor);
-        let mut events = self.db.room_events(room_id, after, window.up_to, limit + 1, true).await?;
-        let limited = events.len() as i64 > limit;
-        events.truncate(limit as usize);
+        let view = self.rooms.history_view(user_id, room_id, visibility).await?;
+        let after = window.since.unwrap_or(0).max(view.floor()).min(window.up_to);
+        let timeline_filter = &request.filter.timeline;
+        // Ignored users' messages are left out; their state changes (joins, names) stay.
+        let wanted = |e: &StoredEvent| {
+            (e.state_key.is_some() || !ignored.contains(&e.sender)) && timeline_filter.allows(e) && view.can_see(e)
+        };
+        let (mut events, more) =
+            self.rooms.scan(room_id, after, window.up_to, true, request.timeline_limit, wanted).await?;
+        let limited = more.is_some();
         events.reverse();
         let timeline_start = events.first().map(|e| e.stream - 1).unwrap_or(window.up_to);
-        let send_state = window.since.is_none() || limited || window.force_state;
-        let state_events = if send_state {
-            let timeline_ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let full_state = window.since.is_none() || limited || window.force_state;
+        let lazy = request.lazy_load_members;
+        if full_state && lazy {
+            self.lazy_members.forget_room(user_id, device_id, room_id);
+        }
+        let timeline_ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let state_events = if full_state {
             // Lazy loading: of all member events, only those of the timeline's senders and the
             // user's own (spec: § Lazy-loading room members).
             let senders: HashSet<&str> = events.iter().map(|e| e.sender.as_str()).chain([user_id]).collect();
@@ -358,28 +375,88 @@ impl SyncService {
                 .await?
                 .into_iter()
                 .filter(|entry| {
-                    !request.lazy_load_members
-                        || entry.event_type != "m.room.member"
-                        || senders.contains(entry.state_key.as_str())
+                    !lazy || entry.event_type != "m.room.member" || senders.contains(entry.state_key.as_str())
                 })
                 .map(|entry| entry.event_id)
                 .filter(|id| !timeline_ids.contains(id.as_str()))
                 .collect();
             self.db.events(&ids).await?
+        } else if lazy {
+            // An incremental sync: the member events of senders this device has not seen yet.
+            let mut senders: Vec<&str> = events.iter().map(|e| e.sender.as_str()).collect();
+            senders.sort_unstable();
+            senders.dedup();
+            let missing = if request.filter.state.include_redundant_members {
+                senders
+            } else {
+                self.lazy_members.missing(user_id, device_id, room_id, &senders)
+            };
+            if missing.is_empty() {
+                Vec::new()
+            } else {
+                let keys: Vec<(String, String)> =
+                    missing.iter().map(|m| ("m.room.member".to_owned(), (*m).to_owned())).collect();
+                let ids: Vec<String> = self
+                    .db
+                    .state_entries_at(room_id, &keys, timeline_start)
+                    .await?
+                    .into_iter()
+                    .map(|entry| entry.event_id)
+                    .filter(|id| !timeline_ids.contains(id.as_str()))
+                    .collect();
+                self.db.events(&ids).await?
+            }
         } else {
             Vec::new()
         };
-        // Ignored users' messages are left out; their state changes (joins, names) stay. The
-        // client's timeline filter applies on top.
-        events.retain(|e| (e.state_key.is_some() || !ignored.contains(&e.sender)) && request.filter.timeline.allows(e));
-        let mut timeline = self.rooms.format_for(user_id, &events, true).await?;
-        self.add_transaction_ids(user_id, device_id, &events, &mut timeline).await?;
+        if lazy {
+            let members = state_events
+                .iter()
+                .chain(events.iter())
+                .filter(|e| e.event_type == "m.room.member")
+                .filter_map(|e| e.state_key.as_deref());
+            self.lazy_members.record(user_id, device_id, room_id, members);
+        }
+        let timeline = self.format(user_id, Some(device_id), &events, request).await?;
         let state_events: Vec<_> = state_events.into_iter().filter(|e| request.filter.state.allows(e)).collect();
-        let state = self.rooms.format_events(&state_events, true).await?;
+        let state = self.format(user_id, None, &state_events, request).await?;
         Ok(json!({
             "timeline": {"events": timeline, "limited": limited, "prev_batch": StreamToken(timeline_start).to_string()},
             "state": {"events": state},
         }))
+    }
+
+    /// Events as the filter asks for them: client format with bundled aggregations (or the
+    /// signed PDUs for `event_format: federation`), the device's transaction ids on its own
+    /// timeline events, trimmed to `event_fields`.
+    async fn format(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        events: &[StoredEvent],
+        request: &SyncRequest,
+    ) -> ApiResult<Vec<Value>> {
+        let mut formatted = if request.filter.federation_format {
+            events
+                .iter()
+                .map(|e| {
+                    let mut pdu: Value = serde_json::from_str(&e.json).unwrap_or_default();
+                    pdu["event_id"] = e.event_id.clone().into();
+                    pdu
+                })
+                .collect()
+        } else {
+            self.rooms.format_for(user_id, events, true).await?
+        };
+        if let Some(device_id) = device_id {
+            self.add_transaction_ids(user_id, device_id, events, &mut formatted).await?;
+        }
+        if let Some(fields) = &request.filter.event_fields {
+            for event in formatted.iter_mut() {
+                *event = super::filter::retain_fields(event, fields);
+            }
+        }
+        Ok(formatted)
     }
 
     /// `unsigned.transaction_id` on the requesting device's own events, so clients can match
@@ -388,7 +465,7 @@ impl SyncService {
         &self,
         user_id: &str,
         device_id: &str,
-        events: &[crate::storage::rooms::StoredEvent],
+        events: &[StoredEvent],
         formatted: &mut [Value],
     ) -> ApiResult<()> {
         let own: Vec<String> = events.iter().filter(|e| e.sender == user_id).map(|e| e.event_id.clone()).collect();
