@@ -88,6 +88,9 @@ pub struct RegistrationConfig {
     pub mode: RegistrationMode,
     /// Tokens accepted by the `m.login.registration_token` stage when `mode = "token"`.
     pub tokens: Vec<Secret>,
+    /// Whether `POST /register?kind=guest` creates guest accounts (off by default, as in
+    /// Synapse). Guests may read and join rooms whose `m.room.guest_access` is `can_join`.
+    pub guests: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -181,7 +184,7 @@ impl Default for DatabaseConfig {
 
 impl Default for RegistrationConfig {
     fn default() -> Self {
-        Self { mode: RegistrationMode::Open, tokens: Vec::new() }
+        Self { mode: RegistrationMode::Open, tokens: Vec::new(), guests: false }
     }
 }
 

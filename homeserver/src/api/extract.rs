@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request},
     http::{StatusCode, header, request::Parts},
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -85,6 +85,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for MatrixP
 pub struct AuthUser {
     pub user_id: String,
     pub device_id: String,
+    /// A guest account (spec: § Guest access); it only gets past this extractor on the routes
+    /// guests may use.
+    pub is_guest: bool,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +130,12 @@ async fn authenticate(parts: &Parts, state: &AppState, allow_expired: bool) -> R
         // Spec: an expired refreshable token is a soft logout; the client refreshes.
         return Err(ApiError::new(ErrorKind::UnknownToken { soft_logout: true }, "Access token has expired"));
     }
+    if record.is_guest {
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+        if !super::guest_access::guest_may_use(&parts.method, route) {
+            return Err(ApiError::new(ErrorKind::GuestAccessForbidden, "Guest access is not allowed here"));
+        }
+    }
     state.rate_limits.check(RateClass::Client, &record.user_id)?;
     if record.last_seen_ts.is_none_or(|seen| now - seen > LAST_SEEN_GRANULARITY_MS) {
         let ip = ClientIp::from_parts(parts, state.config.listen.x_forwarded).0;
@@ -138,7 +147,7 @@ async fn authenticate(parts: &Parts, state: &AppState, allow_expired: bool) -> R
             }
         });
     }
-    Ok(AuthUser { user_id: record.user_id, device_id: record.device_id })
+    Ok(AuthUser { user_id: record.user_id, device_id: record.device_id, is_guest: record.is_guest })
 }
 
 /// The token from `Authorization: Bearer …`, or the deprecated `access_token` query parameter.

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod extract;
 mod fallback;
+mod guest_access;
 mod health;
 mod well_known;
 

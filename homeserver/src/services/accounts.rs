@@ -58,6 +58,8 @@ pub struct RegisterRequest {
     pub inhibit_login: bool,
     pub refresh_token: bool,
     pub auth: Option<Value>,
+    /// Upgrading a guest: the guest's access token (spec: § Guest access).
+    pub guest_access_token: Option<String>,
     /// The client's address: registrations are rate-limited per address.
     pub rate_limit_key: String,
 }
@@ -70,6 +72,7 @@ pub struct Accounts {
     rate_limits: Arc<RateLimiters>,
     server_name: String,
     registration_mode: RegistrationMode,
+    guests_allowed: bool,
     refreshable_lifetime_ms: u64,
 }
 
@@ -92,6 +95,7 @@ impl Accounts {
             rate_limits,
             server_name: config.server_name.clone(),
             registration_mode: config.registration.mode,
+            guests_allowed: config.registration.guests,
             refreshable_lifetime_ms: config.auth.refreshable_access_token_lifetime_ms,
         }
     }
@@ -129,10 +133,26 @@ impl Accounts {
     /// Synapse does, so a client learns about a taken name before completing any stage.
     pub async fn register(&self, request: RegisterRequest) -> ApiResult<(String, Option<LoginSession>)> {
         let flows = self.registration_flows()?;
+        // Upgrading a guest keeps its user id (spec: the username must be the guest's own
+        // localpart, which is therefore not "taken").
+        let guest = match &request.guest_access_token {
+            Some(token) => {
+                let record = self.db.lookup_access_token(&hash_token(token)).await?.filter(|r| r.is_guest);
+                let guest = record.ok_or_else(|| ApiError::forbidden("Invalid guest access token"))?.user_id;
+                if let Some(username) = &request.username
+                    && user_id_for_new_username(username, &self.server_name)? != guest
+                {
+                    return Err(ApiError::invalid_param("username must be the guest account's own"));
+                }
+                Some(guest)
+            }
+            None => None,
+        };
         // What can be checked without authentication is checked first, as Synapse does: a taken
         // name or weak password is reported before the client completes any stage. A request
         // with neither (Element's first probe) simply gets the flows.
         let requested_user_id = match &request.username {
+            _ if guest.is_some() => guest.clone(),
             Some(username) => {
                 let user_id = user_id_for_new_username(username, &self.server_name)?;
                 if self.db.user_exists(&user_id).await? {
@@ -157,7 +177,7 @@ impl Accounts {
             .authenticate(request.auth.as_ref(), UiaRequest { flows, scope: "register".into(), user_id: None })
             .await?;
 
-        let Some(password) = request.password else {
+        let Some(password) = request.password.clone() else {
             return Err(ApiError::missing_param("'password' is required"));
         };
         let user_id = match requested_user_id {
@@ -168,12 +188,20 @@ impl Accounts {
         // multi-stage flows (probe, token, dummy) do not run into it half-way.
         self.rate_limits.check(RateClass::Register, &request.rate_limit_key)?;
         let password_hash = self.passwords.hash(password).await?;
+        if guest.is_some() {
+            if !self.db.upgrade_guest(&user_id, &password_hash).await? {
+                return Err(ApiError::forbidden("This account is no longer a guest"));
+            }
+            tracing::info!(%user_id, "upgraded guest account");
+            return self.finish_registration(user_id, request).await;
+        }
         let localpart = user_id[1..].split(':').next().unwrap_or_default();
         let new_user = NewUser {
             user_id: &user_id,
-            password_hash: &password_hash,
+            password_hash: Some(&password_hash),
             displayname: Some(localpart),
             email: email.as_deref(),
+            is_guest: false,
         };
         match self.db.create_user(new_user).await {
             Ok(()) => {}
@@ -186,6 +214,15 @@ impl Accounts {
             Err(CreateUserError::Database(error)) => return Err(error.into()),
         }
         tracing::info!(%user_id, "registered user");
+        self.finish_registration(user_id, request).await
+    }
+
+    /// Logs the new account in unless the client asked not to.
+    async fn finish_registration(
+        &self,
+        user_id: String,
+        request: RegisterRequest,
+    ) -> ApiResult<(String, Option<LoginSession>)> {
         if request.inhibit_login {
             return Ok((user_id, None));
         }
@@ -198,6 +235,30 @@ impl Accounts {
             )
             .await?;
         Ok((user_id, Some(session)))
+    }
+
+    /// POST /register?kind=guest: a guest account with a generated numeric id and no
+    /// password, logged in at once (spec: § Guest access).
+    pub async fn register_guest(
+        &self,
+        initial_device_display_name: Option<&str>,
+        rate_limit_key: &str,
+    ) -> ApiResult<LoginSession> {
+        if !self.guests_allowed {
+            return Err(ApiError::new(ErrorKind::GuestAccessForbidden, "Guest access is disabled"));
+        }
+        validate_device_input(None, initial_device_display_name)?;
+        self.rate_limits.check(RateClass::Register, rate_limit_key)?;
+        let user_id = self.generate_free_user_id().await?;
+        let new_user =
+            NewUser { user_id: &user_id, password_hash: None, displayname: None, email: None, is_guest: true };
+        match self.db.create_user(new_user).await {
+            Ok(()) => {}
+            Err(CreateUserError::Database(error)) => return Err(error.into()),
+            Err(_) => return Err(ApiError::new(ErrorKind::UserInUse, "User ID already taken")),
+        }
+        tracing::info!(%user_id, "registered guest");
+        self.start_session(&user_id, None, initial_device_display_name, false).await
     }
 
     async fn generate_free_user_id(&self) -> ApiResult<String> {

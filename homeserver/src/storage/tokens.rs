@@ -9,6 +9,7 @@ pub struct AccessTokenRecord {
     pub device_id: String,
     pub expires_ts: Option<i64>,
     pub last_seen_ts: Option<i64>,
+    pub is_guest: bool,
 }
 
 /// A login session for a device: its new access token and, optionally, refresh token.
@@ -20,6 +21,9 @@ pub struct NewSession<'a> {
     pub expires_ts: Option<i64>,
     pub refresh_token_hash: Option<&'a str>,
 }
+
+/// (user, device, expires, device last seen, is guest).
+type TokenRow = (String, String, Option<i64>, Option<i64>, i64);
 
 impl Db {
     /// Creates the device if new, and replaces whatever tokens it had with the new ones.
@@ -41,19 +45,21 @@ impl Db {
     }
 
     pub async fn lookup_access_token(&self, token_hash: &str) -> sqlx::Result<Option<AccessTokenRecord>> {
-        let row: Option<(String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT t.user_id, t.device_id, t.expires_ts, d.last_seen_ts
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT t.user_id, t.device_id, t.expires_ts, d.last_seen_ts, u.is_guest
              FROM access_tokens t JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
+             JOIN users u ON u.user_id = t.user_id
              WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(user_id, device_id, expires_ts, last_seen_ts)| AccessTokenRecord {
+        Ok(row.map(|(user_id, device_id, expires_ts, last_seen_ts, is_guest)| AccessTokenRecord {
             user_id,
             device_id,
             expires_ts,
             last_seen_ts,
+            is_guest: is_guest != 0,
         }))
     }
 

@@ -11,14 +11,17 @@ pub struct UserRecord {
     pub avatar_url: Option<String>,
     pub is_admin: bool,
     pub deactivated: bool,
+    pub is_guest: bool,
 }
 
 /// A user about to be created, with an optional unverified email.
 pub struct NewUser<'a> {
     pub user_id: &'a str,
-    pub password_hash: &'a str,
+    /// None for a guest, who has no password.
+    pub password_hash: Option<&'a str>,
     pub displayname: Option<&'a str>,
     pub email: Option<&'a str>,
+    pub is_guest: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,23 +34,24 @@ pub enum CreateUserError {
     Database(#[from] sqlx::Error),
 }
 
-type UserRow = (String, Option<String>, Option<String>, Option<String>, i64, i64);
+type UserRow = (String, Option<String>, Option<String>, Option<String>, i64, i64, i64);
 
 impl Db {
     pub async fn user(&self, user_id: &str) -> sqlx::Result<Option<UserRecord>> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT user_id, password_hash, displayname, avatar_url, is_admin, deactivated FROM users WHERE user_id = $1",
+            "SELECT user_id, password_hash, displayname, avatar_url, is_admin, deactivated, is_guest FROM users WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(user_id, password_hash, displayname, avatar_url, is_admin, deactivated)| UserRecord {
+        Ok(row.map(|(user_id, password_hash, displayname, avatar_url, is_admin, deactivated, is_guest)| UserRecord {
             user_id,
             password_hash,
             displayname,
             avatar_url,
             is_admin: is_admin != 0,
             deactivated: deactivated != 0,
+            is_guest: is_guest != 0,
         }))
     }
 
@@ -61,14 +65,16 @@ impl Db {
     pub async fn create_user(&self, user: NewUser<'_>) -> Result<(), CreateUserError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let inserted =
-            sqlx::query("INSERT INTO users (user_id, password_hash, displayname, created_ts) VALUES ($1, $2, $3, $4)")
-                .bind(user.user_id)
-                .bind(user.password_hash)
-                .bind(user.displayname)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
+        let inserted = sqlx::query(
+            "INSERT INTO users (user_id, password_hash, displayname, created_ts, is_guest) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.user_id)
+        .bind(user.password_hash)
+        .bind(user.displayname)
+        .bind(now)
+        .bind(i64::from(user.is_guest))
+        .execute(&mut *tx)
+        .await;
         match inserted {
             Err(error) if Backend::is_unique_violation(&error) => return Err(CreateUserError::UserInUse),
             other => other?,
@@ -98,6 +104,34 @@ impl Db {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// Turns a guest into a full account with a password; false when the user is no guest
+    /// (any more).
+    pub async fn upgrade_guest(&self, user_id: &str, password_hash: &str) -> sqlx::Result<bool> {
+        let result =
+            sqlx::query("UPDATE users SET password_hash = $1, is_guest = 0 WHERE user_id = $2 AND is_guest = 1")
+                .bind(password_hash)
+                .bind(user_id)
+                .execute(self.pool())
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Which of `user_ids` are guests.
+    pub async fn guests_among(&self, user_ids: &[String]) -> sqlx::Result<Vec<String>> {
+        let mut guests = Vec::new();
+        for chunk in user_ids.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql =
+                format!("SELECT user_id FROM users WHERE is_guest = 1 AND user_id IN ({})", placeholders.join(","));
+            let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            guests.extend(query.fetch_all(self.pool()).await?.into_iter().map(|(id,)| id));
+        }
+        Ok(guests)
     }
 
     pub async fn set_displayname(&self, user_id: &str, displayname: Option<&str>) -> sqlx::Result<()> {

@@ -11,6 +11,7 @@ mod devices;
 mod directory;
 mod discovery;
 mod ephemeral;
+mod guests;
 mod history;
 mod hostile_input;
 mod login;

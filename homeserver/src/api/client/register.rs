@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::login::session_json;
 use crate::{
     api::extract::{ClientIp, MatrixJson, MatrixQuery},
-    error::{ApiError, ApiResult, ErrorKind},
+    error::{ApiError, ApiResult},
     services::{accounts::RegisterRequest, rate_limit::RateClass},
     state::AppState,
 };
@@ -40,6 +40,8 @@ struct RegisterBody {
     #[serde(default)]
     refresh_token: bool,
     auth: Option<Value>,
+    /// Upgrading a guest account to a full one (spec: § Guest access).
+    guest_access_token: Option<String>,
     /// Hearth extension: an email address to store with the account (unverified for now) and
     /// log in with. Other servers ignore unknown fields, so clients may always send it.
     email: Option<String>,
@@ -55,7 +57,10 @@ async fn register(
 ) -> ApiResult<Json<Value>> {
     match query.kind.as_deref() {
         None | Some("user") => {}
-        Some("guest") => return Err(ApiError::new(ErrorKind::GuestAccessForbidden, "Guest access is disabled")),
+        Some("guest") => {
+            let session = state.accounts.register_guest(body.initial_device_display_name.as_deref(), &ip).await?;
+            return Ok(Json(session_json(&state, session)));
+        }
         Some(_) => return Err(ApiError::invalid_param("kind must be 'user' or 'guest'")),
     }
     let (user_id, session) = state
@@ -69,6 +74,7 @@ async fn register(
             inhibit_login: body.inhibit_login,
             refresh_token: body.refresh_token,
             auth: body.auth,
+            guest_access_token: body.guest_access_token,
             rate_limit_key: ip,
         })
         .await?;

@@ -9,7 +9,13 @@ use crate::error::{ApiError, ApiResult};
 
 impl Rooms {
     /// Appends an m.room.member event for `target`; the auth rules decide whether `sender` may.
-    async fn append_member(&self, sender: &str, room_id: &str, target: &str, content: Value) -> ApiResult<String> {
+    pub(super) async fn append_member(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        content: Value,
+    ) -> ApiResult<String> {
         self.append(NewEvent {
             room_id,
             sender,
@@ -54,10 +60,13 @@ impl Rooms {
         Ok(room_id_or_alias.to_owned())
     }
 
-    pub async fn join(&self, user_id: &str, room_id_or_alias: &str) -> ApiResult<String> {
+    pub async fn join(&self, user_id: &str, room_id_or_alias: &str, is_guest: bool) -> ApiResult<String> {
         let room_id = self.resolve_room(room_id_or_alias).await?;
         if self.db.membership(&room_id, user_id).await?.is_some_and(|m| m.membership == "join") {
             return Ok(room_id);
+        }
+        if is_guest {
+            self.check_guest_may_join(&room_id).await?;
         }
         let content = self.member_content(user_id, "join").await?;
         self.append_member(user_id, &room_id, user_id, content).await?;

@@ -5,6 +5,7 @@ pub mod context;
 pub mod create;
 pub mod directory;
 pub mod format;
+mod guests;
 pub mod history;
 pub mod membership;
 pub mod read;

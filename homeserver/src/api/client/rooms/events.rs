@@ -64,22 +64,12 @@ async fn set_state(
 ) -> ApiResult<Json<Value>> {
     if event_type == "m.room.member" || event_type == "m.room.create" {
         // Membership goes through the membership endpoints, so their checks apply.
-        if event_type == "m.room.create" || state_key != user.user_id {
+        if event_type == "m.room.create" || state_key != user.user_id || user.is_guest {
             return Err(ApiError::forbidden(format!("{event_type} cannot be set through /state")));
         }
     }
     state.rooms.visibility(&user.user_id, room_id).await?;
-    let event_id = state
-        .rooms
-        .append(NewEvent {
-            room_id,
-            sender: &user.user_id,
-            event_type,
-            state_key: Some(state_key),
-            content: Value::Object(content),
-            transaction: None,
-        })
-        .await?;
+    let event_id = state.rooms.set_state(&user.user_id, room_id, event_type, state_key, Value::Object(content)).await?;
     Ok(Json(json!({"event_id": event_id})))
 }
 

@@ -48,7 +48,7 @@ async fn join_by_id_or_alias(
     MatrixPath(room): MatrixPath<String>,
     MatrixJson(_body): MatrixJson<ReasonBody>,
 ) -> ApiResult<Json<Value>> {
-    let room_id = state.rooms.join(&user.user_id, &room).await?;
+    let room_id = state.rooms.join(&user.user_id, &room, user.is_guest).await?;
     Ok(Json(json!({"room_id": room_id})))
 }
 
@@ -70,7 +70,7 @@ async fn join_room(
     MatrixPath(room): MatrixPath<String>,
     MatrixJson(_body): MatrixJson<ReasonBody>,
 ) -> ApiResult<Json<Value>> {
-    let room_id = state.rooms.join(&user.user_id, &room).await?;
+    let room_id = state.rooms.join(&user.user_id, &room, user.is_guest).await?;
     Ok(Json(json!({"room_id": room_id})))
 }
 
