@@ -5,6 +5,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use hearth_federation::SigningKey;
 use tokio::net::TcpListener;
 
@@ -19,7 +20,7 @@ use crate::{
         login_backoff::LoginBackoff,
         passwords::Passwords,
         profiles::Profiles,
-        push::rules::PushRules,
+        push::{evaluate::PushRuleCache, rules::PushRules},
         rate_limit::RateLimiters,
         rooms::Rooms,
         sync::{Notifier, SyncService, stream_writer::StreamWriter},
@@ -65,14 +66,16 @@ impl App {
             config.registration.tokens.clone(),
         ));
         let streams = Arc::new(StreamWriter::new(db.max_stream().await?, Notifier::new(storage::now_ms() as u64)));
+        let push_rule_cache = Arc::new(PushRuleCache::default());
         let rooms = Arc::new(Rooms::new(
             db.clone(),
             signing_key.clone(),
             config.server_name.clone(),
             config.rooms.default_version.clone(),
             streams.clone(),
+            push_rule_cache.clone(),
         ));
-        let account_data = Arc::new(AccountData::new(db.clone(), streams.clone()));
+        let account_data = Arc::new(AccountData::new(db.clone(), streams.clone(), push_rule_cache));
         let receipts = Arc::new(Receipts::new(db.clone(), streams.clone(), rooms.clone(), account_data.clone()));
         let typing = Typing::new(streams.notifier().clone());
         let presence = Arc::new(Presence::new(db.clone(), streams.clone(), config.presence.enabled));
@@ -124,6 +127,11 @@ impl App {
         tasks::spawn_background_tasks(state.clone(), shutdown.clone());
         let router = api::router(state.clone());
         let stopping = shutdown.clone();
+        // Responses go out at once: with Nagle's algorithm a small response can wait for the
+        // client's delayed acknowledgement.
+        let client_listener = client_listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(client_listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stopping.wait().await })
             .await

@@ -60,6 +60,21 @@ pub async fn trigger_on_os_signals(shutdown: Shutdown) {
 
 /// Starts the periodic housekeeping tasks; each stops when `shutdown` fires.
 pub fn spawn_background_tasks(state: AppState, shutdown: Shutdown) {
+    let (db, stopping) = (state.db.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(error) = db.checkpoint().await {
+                        tracing::warn!(%error, "WAL checkpoint failed");
+                    }
+                }
+                () = stopping.wait() => break,
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

@@ -121,8 +121,9 @@ impl FromRequestParts<AppState> for AuthUserAllowExpired {
 
 async fn authenticate(parts: &Parts, state: &AppState, allow_expired: bool) -> Result<AuthUser, ApiError> {
     let token = access_token(parts)?;
+    let token_hash = hash_token(&token);
     let record =
-        state.db.lookup_access_token(&hash_token(&token)).await?.ok_or_else(|| {
+        state.db.lookup_access_token(&token_hash).await?.ok_or_else(|| {
             ApiError::new(ErrorKind::UnknownToken { soft_logout: false }, "Unrecognised access token")
         })?;
     let now = now_ms();
@@ -142,7 +143,7 @@ async fn authenticate(parts: &Parts, state: &AppState, allow_expired: bool) -> R
         let db = state.db.clone();
         let (user_id, device_id) = (record.user_id.clone(), record.device_id.clone());
         tokio::spawn(async move {
-            if let Err(error) = db.touch_device(&user_id, &device_id, &ip, now).await {
+            if let Err(error) = db.touch_device(&token_hash, &user_id, &device_id, &ip, now).await {
                 tracing::warn!(%error, "could not record device last-seen");
             }
         });

@@ -17,14 +17,20 @@ pub struct AccountData {
     /// Each user's ignore list, read by every /sync and /messages: kept in memory once read,
     /// replaced whenever the user writes m.ignored_user_list.
     ignored: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<String>>>>,
+    /// The event writer's copy of users' push rules, forgotten when they change.
+    push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
 }
 
 /// Types the server manages itself; clients use the dedicated endpoints instead.
 const SERVER_MANAGED: &[&str] = &["m.fully_read", "m.push_rules"];
 
 impl AccountData {
-    pub fn new(db: Db, streams: Arc<StreamWriter>) -> Self {
-        Self { db, streams, ignored: Default::default() }
+    pub fn new(
+        db: Db,
+        streams: Arc<StreamWriter>,
+        push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
+    ) -> Self {
+        Self { db, streams, ignored: Default::default(), push_rules }
     }
 
     async fn check_room(&self, user_id: &str, room_id: Option<&str>) -> ApiResult<()> {
@@ -65,6 +71,10 @@ impl AccountData {
         self.db.set_account_data(user_id, room_id.unwrap_or(""), data_type, &json, slot.position()).await?;
         if room_id.is_none() && data_type == "m.ignored_user_list" {
             self.ignored.lock().expect("ignored lock").remove(user_id);
+        }
+        if room_id.is_none() && data_type == "m.push_rules" {
+            // Still holding the stream, as the writer does when it fills the cache.
+            self.push_rules.forget(user_id);
         }
         slot.committed(&[Scope::User(user_id)]);
         Ok(())

@@ -55,8 +55,17 @@ impl Db {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Records where and when a device was last seen (called at most every few minutes per device).
-    pub async fn touch_device(&self, user_id: &str, device_id: &str, ip: &str, ts: i64) -> sqlx::Result<()> {
+    /// Records where and when a device was last seen (called at most every few minutes per
+    /// device), also in the cached token it authenticated with.
+    pub async fn touch_device(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        device_id: &str,
+        ip: &str,
+        ts: i64,
+    ) -> sqlx::Result<()> {
+        self.tokens.touch(token_hash, ts);
         sqlx::query("UPDATE devices SET last_seen_ip = $1, last_seen_ts = $2 WHERE user_id = $3 AND device_id = $4")
             .bind(ip)
             .bind(ts)
@@ -79,7 +88,9 @@ impl Db {
                 sqlx::query(sql).bind(user_id).bind(device_id).execute(&mut *tx).await?;
             }
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.tokens.forget_user(user_id);
+        Ok(())
     }
 
     /// Deletes every device of the user except `keep` (if given), with their tokens.
@@ -93,6 +104,8 @@ impl Db {
         ] {
             sqlx::query(sql).bind(user_id).bind(keep).execute(&mut *tx).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.tokens.forget_user(user_id);
+        Ok(())
     }
 }

@@ -47,10 +47,21 @@ impl Backend {
 
     /// Run on every new connection. `synchronous = NORMAL` is durable in WAL mode except for the
     /// last transactions on power loss (not on a process crash); busy_timeout lets concurrent
-    /// writers queue instead of failing with SQLITE_BUSY.
+    /// writers queue instead of failing with SQLITE_BUSY. Memory-mapped reads: every commit
+    /// invalidates the other connections' page caches, and re-reading pages through `pread`
+    /// system calls was a visible share of a busy server's CPU. No automatic checkpoints: the
+    /// connection whose commit crossed the threshold would copy the WAL into the database and
+    /// fsync while the event writer waits (a 100-250 ms stall every few hundred messages);
+    /// a background task checkpoints instead (`Db::checkpoint`).
     pub fn per_connection_statements(self) -> &'static [&'static str] {
         match self {
-            Self::Sqlite => &["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"],
+            Self::Sqlite => &[
+                "PRAGMA busy_timeout = 10000",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA mmap_size = 1073741824",
+                "PRAGMA wal_autocheckpoint = 0",
+            ],
             Self::Postgres => &[],
         }
     }

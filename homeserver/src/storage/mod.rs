@@ -12,6 +12,7 @@ pub mod relations;
 pub mod rooms;
 pub mod search;
 pub mod threepids;
+mod token_cache;
 pub mod tokens;
 pub mod users;
 
@@ -24,6 +25,7 @@ use sqlx::{AnyPool, any::AnyPoolOptions};
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    tokens: std::sync::Arc<token_cache::TokenCache>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -37,6 +39,9 @@ impl Db {
         let url = backend.prepare_url(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            // No ping before each use: it doubled the round trips of every query (a broken
+            // connection is noticed by the query that uses it, and the pool replaces it).
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     for statement in backend.per_connection_statements() {
@@ -54,7 +59,7 @@ impl Db {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, tokens: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -77,6 +82,16 @@ pub fn now_ms() -> i64 {
 }
 
 impl Db {
+    /// Copies the SQLite write-ahead log into the database without blocking readers or writers
+    /// (the background task calls it every second; SQLite's own automatic checkpoints are off,
+    /// see `dialect.rs`). Nothing to do on PostgreSQL.
+    pub async fn checkpoint(&self) -> sqlx::Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// A round trip to the database, for health checks.
     pub async fn ping(&self) -> sqlx::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())

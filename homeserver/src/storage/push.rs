@@ -12,14 +12,6 @@ pub struct PushActionRow {
     pub highlight: bool,
 }
 
-/// A room member as push rules see them, with their stored rules (if customised).
-#[derive(Debug, Clone)]
-pub struct PushMember {
-    pub user_id: String,
-    pub displayname: Option<String>,
-    pub rules: Option<String>,
-}
-
 /// A notification for GET /notifications.
 #[derive(Debug, Clone)]
 pub struct NotificationRow {
@@ -51,17 +43,30 @@ const READ_UP_TO: &str =
     WHERE r.user_id = p.user_id AND r.room_id = p.room_id AND r.receipt_type IN ('m.read', 'm.read.private')), 0)";
 
 impl Db {
-    /// Joined members with their display names and push rules: one query per event.
-    pub async fn push_members(&self, room_id: &str) -> sqlx::Result<Vec<PushMember>> {
-        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT m.user_id, m.displayname, a.content FROM room_memberships m
-             LEFT JOIN account_data a ON a.user_id = m.user_id AND a.room_id = '' AND a.data_type = 'm.push_rules'
-             WHERE m.room_id = $1 AND m.membership = 'join'",
-        )
-        .bind(room_id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(|(user_id, displayname, rules)| PushMember { user_id, displayname, rules }).collect())
+    /// Joined members with their display names in the room.
+    pub async fn joined_member_names(&self, room_id: &str) -> sqlx::Result<Vec<(String, Option<String>)>> {
+        sqlx::query_as("SELECT user_id, displayname FROM room_memberships WHERE room_id = $1 AND membership = 'join'")
+            .bind(room_id)
+            .fetch_all(self.pool())
+            .await
+    }
+
+    /// The stored `m.push_rules` of those of `users` who changed their rules.
+    pub async fn stored_push_rules(&self, users: &[String]) -> sqlx::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for chunk in users.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT user_id, content FROM account_data WHERE room_id = '' AND data_type = 'm.push_rules' AND user_id IN ({})",
+                placeholders.join(",")
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for user in chunk {
+                query = query.bind(user);
+            }
+            out.extend(query.fetch_all(self.pool()).await?);
+        }
+        Ok(out)
     }
 
     /// Unread notification and highlight counts per room: events that notified the user after

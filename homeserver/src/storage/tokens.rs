@@ -41,10 +41,25 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         insert_tokens(&mut tx, &session, now).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.tokens.forget_user(session.user_id);
+        Ok(())
     }
 
+    /// The token's owner, from memory when it was looked up before (see `token_cache.rs`).
     pub async fn lookup_access_token(&self, token_hash: &str) -> sqlx::Result<Option<AccessTokenRecord>> {
+        if let Some(record) = self.tokens.get(token_hash) {
+            return Ok(Some(record));
+        }
+        let generation = self.tokens.generation();
+        let record = self.read_access_token(token_hash).await?;
+        if let Some(record) = &record {
+            self.tokens.fill(token_hash, record, generation);
+        }
+        Ok(record)
+    }
+
+    async fn read_access_token(&self, token_hash: &str) -> sqlx::Result<Option<AccessTokenRecord>> {
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT t.user_id, t.device_id, t.expires_ts, d.last_seen_ts, u.is_guest
              FROM access_tokens t JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
@@ -92,6 +107,7 @@ impl Db {
         };
         insert_tokens(&mut tx, &session, now).await?;
         tx.commit().await?;
+        self.tokens.forget_user(&user_id);
         Ok(Some((user_id, device_id)))
     }
 }

@@ -170,6 +170,8 @@ impl Db {
         ] {
             sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        self.tokens.forget_user(user_id);
+        Ok(())
     }
 }

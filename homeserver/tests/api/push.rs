@@ -11,6 +11,7 @@ both_backends!(
     push_rules_can_be_changed,
     notifications_are_listed,
     pushers_are_stored,
+    group_members_are_notified_by_their_own_rules_and_names,
 );
 
 async fn default_push_rules_are_served_and_synced(backend: Backend) {
@@ -204,4 +205,40 @@ async fn pushers_are_stored(backend: Backend) {
     delete["kind"] = json!(null);
     assert_eq!(app.post("/_matrix/client/v3/pushers/set", Some(&alice.token), delete).await.0, StatusCode::OK);
     assert_eq!(app.get("/_matrix/client/v3/pushers", Some(&alice.token)).await.1, json!({"pushers": []}));
+}
+
+async fn group_members_are_notified_by_their_own_rules_and_names(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let bob = app.register("bob").await;
+    let room = app.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let mut members = Vec::new();
+    for name in ["alice", "carol", "dave"] {
+        let member = app.register(name).await;
+        app.join(&member.token, &room).await;
+        members.push(member);
+    }
+    let (alice, carol, dave) = (&members[0], &members[1], &members[2]);
+    let counts = |sync: &serde_json::Value| {
+        let counts = &sync["rooms"]["join"][&room]["unread_notifications"];
+        (counts["notification_count"].as_i64().unwrap(), counts["highlight_count"].as_i64().unwrap())
+    };
+    app.send_text(&bob.token, &room, "hello everyone").await;
+    for member in &members {
+        assert_eq!(counts(&app.sync(&member.token, None, 0).await), (1, 0), "{}", member.user_id);
+    }
+    // Mentioning carol highlights for her alone.
+    let mention =
+        json!({"msgtype": "m.text", "body": "what do you think, carol?", "m.mentions": {"user_ids": [carol.user_id]}});
+    assert_eq!(
+        app.put(&app.room_path(&room, "send/m.room.message/m1"), Some(&bob.token), mention).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(counts(&app.sync(&carol.token, None, 0).await), (2, 1));
+    assert_eq!(counts(&app.sync(&alice.token, None, 0).await), (2, 0));
+    // Dave turns off notifications for ordinary messages; the next one does not count for him.
+    let rule = "/_matrix/client/v3/pushrules/global/underride/.m.rule.message/enabled";
+    assert_eq!(app.put(rule, Some(&dave.token), json!({"enabled": false})).await.0, StatusCode::OK);
+    app.send_text(&bob.token, &room, "one more thing").await;
+    assert_eq!(counts(&app.sync(&dave.token, None, 0).await), (2, 0));
+    assert_eq!(counts(&app.sync(&alice.token, None, 0).await), (3, 0));
 }

@@ -72,7 +72,8 @@ impl Receipts {
         };
         let slot = self.streams.begin().await;
         self.db.set_receipt(&receipt, slot.position()).await?;
-        slot.committed(&[Scope::Room(room_id)]);
+        self.rooms.unread().forget(user_id);
+        slot.committed(&[Scope::Receipt(room_id)]);
         Ok(())
     }
 

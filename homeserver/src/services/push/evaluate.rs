@@ -1,13 +1,23 @@
 //! Evaluating push rules for a new event, for every joined member but the sender. ruma's
 //! `Ruleset` holds the spec's default rules and does the matching.
+//!
+//! In a large room most members have the default rules and are not mentioned by a given
+//! message; for all of them the default rules give the same answer, so it is computed once
+//! (with a stand-in member whose name appears nowhere in the event) and shared. Only members
+//! with their own rules, or whose user id, localpart or display name the event mentions, are
+//! evaluated one by one. This keeps a message to 10,000 members to one evaluation plus a
+//! substring check per member.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
 
 use hearth_federation::Pdu;
 use ruma::{
     Int, OwnedUserId, RoomId, UInt, UserId,
     power_levels::NotificationPowerLevels,
-    push::{PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
+    push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
     room_version_rules::{AuthorizationRules, RoomPowerLevelsRules},
     serde::Raw,
 };
@@ -15,28 +25,8 @@ use serde_json::Value;
 
 use crate::{
     error::{ApiError, ApiResult},
-    storage::{Db, push::PushActionRow},
+    storage::push::PushActionRow,
 };
-
-/// A user's rules: their stored `m.push_rules` account data, or the spec's defaults. Building
-/// the default set allocates a few dozen rules, so defaults are made once per user and kept.
-fn cached_ruleset(user_id: &UserId, stored: Option<&str>) -> std::sync::Arc<Ruleset> {
-    use std::{
-        collections::HashMap,
-        sync::{Arc, LazyLock, Mutex},
-    };
-    // Only the spec's defaults are cached (keyed by user id: they name the user); stored
-    // rules are parsed each time, as they can change at any moment.
-    static DEFAULTS: LazyLock<Mutex<HashMap<String, Arc<Ruleset>>>> = LazyLock::new(Default::default);
-    if stored.is_some() {
-        return Arc::new(ruleset_for(user_id, stored));
-    }
-    let mut defaults = DEFAULTS.lock().expect("push defaults lock");
-    if defaults.len() > 100_000 {
-        defaults.clear();
-    }
-    defaults.entry(user_id.to_string()).or_insert_with(|| Arc::new(Ruleset::server_default(user_id))).clone()
-}
 
 /// A user's rules: their stored `m.push_rules` account data, or the spec's defaults.
 pub fn ruleset_for(user_id: &UserId, stored: Option<&str>) -> Ruleset {
@@ -46,16 +36,88 @@ pub fn ruleset_for(user_id: &UserId, stored: Option<&str>) -> Ruleset {
         .unwrap_or_else(|| Ruleset::server_default(user_id))
 }
 
-/// Push actions of `pdu` for each joined member of the room (the sender excluded).
+/// Each user's rules in memory: `None` means the spec's defaults (the user never changed a
+/// rule). Filled by the event writer and cleared by every write of `m.push_rules`; both happen
+/// while holding the stream, so a fill never races a change.
+#[derive(Default)]
+pub struct PushRuleCache {
+    users: Mutex<HashMap<String, Option<Arc<Ruleset>>>>,
+}
+
+/// Users remembered at once; past it the cache starts over.
+const CAPACITY: usize = 200_000;
+
+impl PushRuleCache {
+    /// The cached rules of `users`: Some(None) for defaults, None when not cached.
+    pub fn get(&self, users: &[String]) -> Vec<Option<Option<Arc<Ruleset>>>> {
+        let cache = self.users.lock().expect("push rule cache lock");
+        users.iter().map(|user| cache.get(user).cloned()).collect()
+    }
+
+    pub fn insert(&self, user_id: &str, rules: Option<Arc<Ruleset>>) {
+        let mut cache = self.users.lock().expect("push rule cache lock");
+        if cache.len() >= CAPACITY {
+            cache.clear();
+        }
+        cache.insert(user_id.to_owned(), rules);
+    }
+
+    pub fn forget(&self, user_id: &str) {
+        self.users.lock().expect("push rule cache lock").remove(user_id);
+    }
+}
+
+/// A joined member as push evaluation sees them.
+pub struct Member<'a> {
+    pub user_id: &'a str,
+    pub displayname: Option<&'a str>,
+    /// None: the spec's defaults.
+    pub rules: Option<&'a Ruleset>,
+}
+
+/// The event's text and mentions, lower-cased, to tell who it might name.
+struct Mentions {
+    text: String,
+    user_ids: Vec<String>,
+}
+
+impl Mentions {
+    fn of(pdu: &Pdu) -> Self {
+        let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+        let mut text = String::new();
+        for key in ["body", "formatted_body"] {
+            if let Some(part) = content[key].as_str() {
+                text.push_str(&part.to_lowercase());
+                text.push('\n');
+            }
+        }
+        let user_ids = content["m.mentions"]["user_ids"]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Self { text, user_ids }
+    }
+
+    /// Whether the default rules could treat this member differently from anyone else.
+    fn may_name(&self, pdu: &Pdu, member: &Member<'_>) -> bool {
+        let localpart = member.user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
+        pdu.state_key() == Some(member.user_id)
+            || self.user_ids.iter().any(|id| id == member.user_id)
+            || self.text.contains(&localpart.to_lowercase())
+            || member.displayname.is_some_and(|name| self.text.contains(&name.to_lowercase()))
+    }
+}
+
+/// Push actions of `pdu` for each member (the sender excluded); only notifying results are
+/// returned, as only they are stored.
 pub async fn evaluate(
-    db: &Db,
     room_id: &str,
     pdu: &Pdu,
+    members: &[Member<'_>],
     power_levels: Option<&Value>,
     creators: Vec<OwnedUserId>,
     authorization: &AuthorizationRules,
 ) -> ApiResult<Vec<PushActionRow>> {
-    let members = db.push_members(room_id).await?;
     if members.len() <= 1 {
         return Ok(Vec::new());
     }
@@ -64,29 +126,73 @@ pub async fn evaluate(
     let event = Raw::<Value>::from_json(raw);
     let power_ctx = power_levels_ctx(power_levels, creators, authorization);
     let member_count = UInt::try_from(members.len() as u64).unwrap_or(UInt::MAX);
+    let context = |user_id: OwnedUserId, display_name: String| {
+        let mut context = PushConditionRoomCtx::new(room.clone(), member_count, user_id, display_name);
+        context.power_levels = Some(power_ctx.clone());
+        context
+    };
+    let mentions = Mentions::of(pdu);
+    // The shared answer for default-rule members the event does not name, computed for a
+    // stand-in whose name cannot be in the event.
+    let mut shared: Option<Option<PushActionRow>> = None;
     let mut rows = Vec::new();
     for member in members {
         if member.user_id == pdu.sender().as_str() {
             continue;
         }
-        let Ok(user_id) = UserId::parse(member.user_id.as_str()) else { continue };
-        let ruleset = cached_ruleset(&user_id, member.rules.as_deref());
-        let display_name = member.displayname.clone().unwrap_or_else(|| user_id.localpart().to_owned());
-        let mut context = PushConditionRoomCtx::new(room.clone(), member_count, user_id.clone(), display_name);
-        context.power_levels = Some(power_ctx.clone());
-        let actions = ruleset.get_actions(&event, &context).await;
-        let notify = actions.iter().any(|a| a.should_notify());
-        if !notify {
+        let Ok(user_id) = UserId::parse(member.user_id) else { continue };
+        if member.rules.is_none() && !mentions.may_name(pdu, member) {
+            if shared.is_none() {
+                let stand_in = stand_in_user(room.server_name().map_or("localhost", |s| s.as_str()), &mentions);
+                let ruleset = Ruleset::server_default(&stand_in);
+                let name = stand_in.localpart().to_owned();
+                let actions = ruleset.get_actions(&event, &context(stand_in, name)).await;
+                shared = Some(row_for("", actions)?);
+            }
+            if let Some(Some(row)) = &shared {
+                rows.push(PushActionRow { user_id: member.user_id.to_owned(), ..row.clone() });
+            }
             continue;
         }
-        rows.push(PushActionRow {
-            user_id: member.user_id,
-            actions: serde_json::to_string(actions).map_err(ApiError::internal)?,
-            notify,
-            highlight: actions.iter().any(|a| a.is_highlight()),
-        });
+        let defaults;
+        let ruleset = match member.rules {
+            Some(rules) => rules,
+            None => {
+                defaults = Ruleset::server_default(&user_id);
+                &defaults
+            }
+        };
+        let display_name = member.displayname.map_or_else(|| user_id.localpart().to_owned(), str::to_owned);
+        let actions = ruleset.get_actions(&event, &context(user_id.clone(), display_name)).await;
+        if let Some(row) = row_for(member.user_id, actions)? {
+            rows.push(row);
+        }
     }
     Ok(rows)
+}
+
+/// A user id that appears nowhere in the event's text.
+fn stand_in_user(server: &str, mentions: &Mentions) -> OwnedUserId {
+    let mut localpart = "hearth-push-stand-in".to_owned();
+    while mentions.text.contains(&localpart) {
+        localpart.push('x');
+    }
+    UserId::parse(format!("@{localpart}:{server}"))
+        .unwrap_or_else(|_| UserId::parse("@hearth-push-stand-in:localhost").expect("a valid user id"))
+}
+
+/// The stored row for a result that notifies; None when it does not.
+fn row_for(user_id: &str, actions: &[Action]) -> ApiResult<Option<PushActionRow>> {
+    let notify = actions.iter().any(|a| a.should_notify());
+    if !notify {
+        return Ok(None);
+    }
+    Ok(Some(PushActionRow {
+        user_id: user_id.to_owned(),
+        actions: serde_json::to_string(actions).map_err(ApiError::internal)?,
+        notify,
+        highlight: actions.iter().any(|a| a.is_highlight()),
+    }))
 }
 
 /// The power levels push conditions need (who may notify the whole room with @room).

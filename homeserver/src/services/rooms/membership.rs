@@ -156,7 +156,12 @@ impl Rooms {
             Some("join") | Some("invite") | Some("knock") => {
                 Err(ApiError::unknown("You must leave the room before forgetting it"))
             }
-            Some(_) => Ok(self.db.forget_room(room_id, user_id).await?),
+            Some(_) => {
+                let _quiet = self.streams.hold().await;
+                self.db.forget_room(room_id, user_id).await?;
+                self.memberships.forget(user_id, room_id);
+                Ok(())
+            }
             None => Err(ApiError::not_found("You have never been in this room")),
         }
     }

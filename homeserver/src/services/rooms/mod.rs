@@ -6,12 +6,17 @@ pub mod create;
 pub mod directory;
 pub mod format;
 mod guests;
+mod heads;
 pub mod history;
 pub mod membership;
+mod memberships;
+mod notify;
 pub mod read;
+mod recent;
 mod redact;
 pub mod relations;
 pub mod search;
+pub mod unread;
 mod writer;
 
 use std::sync::Arc;
@@ -40,6 +45,16 @@ pub struct Rooms {
     /// Each room's history visibility changes, read on every timeline; the writer sets a
     /// room's entry when a new m.room.history_visibility event commits.
     history_settings: std::sync::Mutex<std::collections::HashMap<String, history::SettingChanges>>,
+    /// Each user's memberships (see `memberships.rs`).
+    memberships: memberships::MembershipCache,
+    /// Each room's newest events (see `recent.rs`).
+    recent: recent::RecentEvents,
+    /// Unread counts per user and room (see `unread.rs`).
+    unread: unread::UnreadCounts,
+    /// Each room's extremities and auth state for the writer (see `heads.rs`).
+    heads: heads::RoomHeads,
+    /// Users' push rules, shared with account data (which clears an entry when they change).
+    push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
 }
 
 impl Rooms {
@@ -49,6 +64,7 @@ impl Rooms {
         server_name: String,
         default_version: String,
         streams: Arc<StreamWriter>,
+        push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
     ) -> Self {
         Self {
             db,
@@ -58,7 +74,17 @@ impl Rooms {
             streams,
             versions: Default::default(),
             history_settings: Default::default(),
+            memberships: Default::default(),
+            recent: Default::default(),
+            unread: Default::default(),
+            heads: Default::default(),
+            push_rules,
         }
+    }
+
+    /// The transaction id of a recent event sent from `device` (see `recent.rs`).
+    pub fn recent_transaction_id(&self, room_id: &str, event_id: &str, device: &str) -> Option<Option<String>> {
+        self.recent.transaction_id(room_id, event_id, device)
     }
 
     pub fn notifier(&self) -> &Notifier {

@@ -249,7 +249,10 @@ impl Rooms {
                 return Ok((found, None));
             }
             let batch_size = (limit - found.len() as i64).max(1) + 1;
-            let batch = self.db.room_events(room_id, low, high, batch_size, backwards).await?;
+            let batch = match self.recent.window(room_id, low, high, batch_size, backwards) {
+                Some(events) => events,
+                None => self.db.room_events(room_id, low, high, batch_size, backwards).await?,
+            };
             let exhausted = (batch.len() as i64) < batch_size;
             scanned += batch.len() as i64;
             for event in batch {

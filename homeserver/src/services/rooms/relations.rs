@@ -26,8 +26,12 @@ impl Rooms {
     /// edit (m.replace, by the original sender only), thread summaries and references.
     pub async fn format_for(&self, viewer: &str, events: &[StoredEvent], omit_room_id: bool) -> ApiResult<Vec<Value>> {
         let mut formatted = self.format_events(events, omit_room_id).await?;
-        let parents: Vec<String> =
-            events.iter().filter(|e| e.redacted_because.is_none()).map(|e| e.event_id.clone()).collect();
+        // Only events something may relate to need a look in storage (see `recent.rs`).
+        let parents: Vec<String> = events
+            .iter()
+            .filter(|e| e.redacted_because.is_none() && self.recent.may_have_relations(&e.room_id, &e.event_id))
+            .map(|e| e.event_id.clone())
+            .collect();
         if parents.is_empty() {
             return Ok(formatted);
         }

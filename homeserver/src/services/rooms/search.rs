@@ -43,12 +43,11 @@ impl Rooms {
             None => DEFAULT_KEYS.iter().map(|k| (*k).to_owned()).collect(),
         };
         let joined: Vec<String> = self
-            .db
-            .rooms_for_user(user_id)
+            .memberships(user_id)
             .await?
-            .into_iter()
+            .iter()
             .filter(|m| m.membership == "join")
-            .map(|m| m.room_id)
+            .map(|m| m.room_id.clone())
             .collect();
         let rooms: Vec<String> = match request.rooms {
             Some(wanted) => wanted.into_iter().filter(|room| joined.contains(room)).collect(),

@@ -11,9 +11,12 @@ use serde_json::Value;
 
 use super::Rooms;
 use crate::{
-    error::{ApiError, ApiResult},
-    services::{push::evaluate::evaluate, sync::notifier::Scope},
-    storage::{now_ms, rooms::EventToPersist},
+    error::{ApiError, ApiResult, ErrorKind},
+    services::sync::notifier::Scope,
+    storage::{
+        now_ms,
+        rooms::{EventToPersist, MembershipRecord, StoredEvent},
+    },
 };
 
 /// A local event to append to a room.
@@ -31,12 +34,24 @@ impl Rooms {
     /// Appends an event; returns its event id. A repeated (device, txn id) returns the event
     /// the first request created.
     pub async fn append(&self, new: NewEvent<'_>) -> ApiResult<String> {
-        let slot = self.streams.begin().await;
-        if let Some((device, txn)) = new.transaction
-            && let Some(existing) = self.db.transaction_event(new.sender, device, txn).await?
-        {
-            return Ok(existing);
+        let (sender, transaction) = (new.sender, new.transaction);
+        match self.append_new(new).await {
+            Ok(event_id) => Ok(event_id),
+            // A repeated transaction fails somewhere (at the latest on the transaction id's
+            // primary key, in the same database transaction as the event), and only then is
+            // the earlier event looked up: new sends, nearly all of them, never ask.
+            Err(error) => match transaction {
+                Some((device, txn)) => match self.db.transaction_event(sender, device, txn).await? {
+                    Some(existing) => Ok(existing),
+                    None => Err(error),
+                },
+                None => Err(error),
+            },
         }
+    }
+
+    async fn append_new(&self, new: NewEvent<'_>) -> ApiResult<String> {
+        let slot = self.streams.begin().await;
         let rules = self.rules(new.room_id).await?;
         let room_id = RoomId::parse(new.room_id).map_err(|_| ApiError::invalid_param("Invalid room id"))?;
         let sender = UserId::parse(new.sender).map_err(ApiError::internal)?;
@@ -60,37 +75,21 @@ impl Rooms {
         if !keys.contains(&create_key) {
             keys.push(create_key.clone());
         }
-        let state: HashMap<(String, String), String> = self
-            .db
-            .current_state_entries(new.room_id, &keys)
-            .await?
-            .into_iter()
-            .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
-            .collect();
-        let auth_event_ids: Vec<String> = auth_types.iter().filter_map(|key| state.get(key).cloned()).collect();
-
-        // Load the events the checks read: the cited auth events and the create event.
-        let mut wanted: Vec<String> = auth_event_ids.clone();
-        if let Some(create_id) = state.get(&create_key)
-            && !wanted.contains(create_id)
-        {
-            wanted.push(create_id.clone());
-        }
+        let current = self.head_state(new.room_id, &rules, &keys).await?;
+        let auth_event_ids: Vec<String> =
+            auth_types.iter().filter_map(|key| current.get(key).map(|pdu| pdu.event_id().to_string())).collect();
         let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
         let mut state_events: HashMap<(String, String), Pdu> = HashMap::new();
-        for stored in self.db.events(&wanted).await? {
-            let pdu = super::parse_stored(&stored, &rules)?;
-            if let Some(key) = stored.state_key.clone() {
-                state_events.insert((stored.event_type.clone(), key), pdu.clone());
-            }
+        for (key, pdu) in current {
             // v12 rooms find their create event by id (the room id is its hash), so it is always
             // available to the checks even though it is not cited.
-            if auth_event_ids.contains(&stored.event_id) || stored.event_type == "m.room.create" {
-                auth_events.insert(pdu.event_id().to_owned(), pdu);
+            if auth_event_ids.iter().any(|id| id == pdu.event_id().as_str()) || key == create_key {
+                auth_events.insert(pdu.event_id().to_owned(), Pdu::clone(&pdu));
             }
+            state_events.insert(key, Pdu::clone(&pdu));
         }
 
-        let (prev_events, max_depth) = self.db.forward_extremities(new.room_id).await?;
+        let (prev_events, max_depth) = self.head_extremities(new.room_id).await?;
         let redacts = if new.event_type == "m.room.redaction" {
             let redacts = content.get("redacts").and_then(Value::as_str).and_then(|id| EventId::parse(id).ok());
             if !rules.redaction.content_field_redacts {
@@ -125,27 +124,7 @@ impl Rooms {
         event_auth::check_event(&rules.authorization, &pdu, &auth_events, &state_events)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed: {reason}")))?;
 
-        let push_actions = {
-            let content = |key: (&str, &str)| {
-                state_events
-                    .get(&(key.0.to_owned(), key.1.to_owned()))
-                    .and_then(|pdu| serde_json::from_str::<Value>(pdu.content_json().get()).ok())
-            };
-            let power_levels = content(("m.room.power_levels", ""));
-            let mut creators = Vec::new();
-            if let Some(create) = state_events.get(&("m.room.create".to_owned(), String::new())) {
-                creators.push(create.sender().to_owned());
-                let additional =
-                    content(("m.room.create", "")).and_then(|c| c["additional_creators"].as_array().cloned());
-                creators.extend(
-                    additional
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|id| id.as_str().and_then(|id| UserId::parse(id).ok())),
-                );
-            }
-            evaluate(&self.db, new.room_id, &pdu, power_levels.as_ref(), creators, &rules.authorization).await?
-        };
+        let push_actions = self.push_actions(new.room_id, &pdu, &state_events, &rules).await?;
         let stream = slot.position();
         self.persist(
             &pdu,
@@ -286,7 +265,45 @@ impl Rooms {
                     transaction,
                 },
             )
-            .await?;
+            .await
+            .map_err(|error| {
+                if crate::storage::Backend::is_unique_violation(&error) {
+                    // A repeated transaction id: `append` answers with the earlier event.
+                    ApiError::new(ErrorKind::Unknown, "The event conflicts with one already stored")
+                } else {
+                    error.into()
+                }
+            })?;
+        // Still holding the stream: in-memory views follow the commit before it is published.
+        self.heads.advance(room_id, pdu);
+        if let Some(redacted) = &redacts {
+            self.heads.redacted(room_id, redacted);
+        }
+        self.unread.add(room_id, push_actions);
+        self.recent.committed(
+            StoredEvent {
+                stream,
+                event_id: pdu.event_id().to_string(),
+                room_id: room_id.to_owned(),
+                sender: pdu.sender().to_string(),
+                event_type: event_type.to_string(),
+                state_key: pdu.state_key().map(str::to_owned),
+                json,
+                redacted_because: None,
+            },
+            relation.map(|(parent, _, _)| parent),
+            redacts.as_deref(),
+            transaction.map(|(_, device, txn)| (device, txn)),
+        );
+        if let (Some(membership), Some(target)) = (membership, pdu.state_key()) {
+            let record = MembershipRecord {
+                room_id: room_id.to_owned(),
+                membership,
+                event_id: pdu.event_id().to_string(),
+                stream,
+            };
+            self.memberships.apply(target, record);
+        }
         Ok(())
     }
 }

@@ -17,8 +17,10 @@ use super::token::SyncToken;
 /// Whom a committed change concerns.
 #[derive(Clone, Copy, Debug)]
 pub enum Scope<'a> {
-    /// Members of this room (events, receipts).
+    /// Members of this room (events).
     Room(&'a str),
+    /// Members of this room (a read receipt).
+    Receipt(&'a str),
     /// This user alone (account data, a membership change of theirs).
     User(&'a str),
     /// Users who share a room with someone whose presence changed.
@@ -47,8 +49,21 @@ struct Latest {
     /// Positions at or below this predate start-up and are not in the maps.
     startup: i64,
     rooms: HashMap<String, i64>,
+    receipts: HashMap<String, i64>,
     users: HashMap<String, i64>,
     presence: i64,
+}
+
+/// What moved for one user after a position, by kind.
+#[derive(Debug, Default)]
+pub struct Moved {
+    /// Rooms (of those asked about) with new events.
+    pub rooms: Vec<String>,
+    /// Rooms (of those asked about) with new receipts.
+    pub receipts: Vec<String>,
+    /// The user's own scope (account data, their membership).
+    pub user: bool,
+    pub presence: bool,
 }
 
 /// A registration: woken when something published concerns one of its keys.
@@ -96,19 +111,28 @@ impl Notifier {
         since < latest.startup
             || (with_presence && latest.presence > since)
             || latest.users.get(user).is_some_and(|p| *p > since)
-            || rooms.iter().any(|room| latest.rooms.get(room).is_some_and(|p| *p > since))
+            || rooms.iter().any(|room| {
+                latest.rooms.get(room).is_some_and(|p| *p > since)
+                    || latest.receipts.get(room).is_some_and(|p| *p > since)
+            })
     }
 
-    /// What changed after `since` for this user, from memory: the rooms (of `rooms`) that moved,
-    /// whether the user's own scope moved, whether presence moved. None when `since` predates
+    /// What changed after `since` for this user, from memory. None when `since` predates
     /// start-up, and storage must be asked instead.
-    pub fn changed_since(&self, user: &str, rooms: &[String], since: i64) -> Option<(Vec<String>, bool, bool)> {
+    pub fn changed_since(&self, user: &str, rooms: &[String], since: i64) -> Option<Moved> {
         let latest = self.inner.latest.lock().expect("notifier lock");
         if since < latest.startup {
             return None;
         }
-        let moved = rooms.iter().filter(|room| latest.rooms.get(*room).is_some_and(|p| *p > since)).cloned().collect();
-        Some((moved, latest.users.get(user).is_some_and(|p| *p > since), latest.presence > since))
+        let after = |map: &HashMap<String, i64>| -> Vec<String> {
+            rooms.iter().filter(|room| map.get(*room).is_some_and(|p| *p > since)).cloned().collect()
+        };
+        Some(Moved {
+            rooms: after(&latest.rooms),
+            receipts: after(&latest.receipts),
+            user: latest.users.get(user).is_some_and(|p| *p > since),
+            presence: latest.presence > since,
+        })
     }
 
     /// Publishes a committed position and wakes the syncs it concerns.
@@ -119,6 +143,9 @@ impl Notifier {
                 match scope {
                     Scope::Room(room) => {
                         latest.rooms.insert((*room).to_owned(), position);
+                    }
+                    Scope::Receipt(room) => {
+                        latest.receipts.insert((*room).to_owned(), position);
                     }
                     Scope::User(user) => {
                         latest.users.insert((*user).to_owned(), position);
@@ -133,7 +160,7 @@ impl Notifier {
         }
         for scope in scope {
             match scope {
-                Scope::Room(key) | Scope::User(key) => self.wake(key),
+                Scope::Room(key) | Scope::Receipt(key) | Scope::User(key) => self.wake(key),
                 Scope::Presence => self.wake(PRESENCE_KEY),
             }
         }
@@ -227,5 +254,9 @@ mod tests {
         notifier.publish_stream(14, &[Scope::Presence]);
         assert!(notifier.may_concern("@b:hs", &[], 13, true));
         assert!(!notifier.may_concern("@b:hs", &[], 13, false));
+        notifier.publish_stream(15, &[Scope::Receipt("!mine")]);
+        assert!(notifier.may_concern("@a:hs", &rooms, 14, false));
+        let moved = notifier.changed_since("@a:hs", &rooms, 14).unwrap();
+        assert!(moved.rooms.is_empty() && moved.receipts == rooms, "a receipt is not an event: {moved:?}");
     }
 }

@@ -86,7 +86,7 @@ impl SyncService {
         let deadline = Instant::now() + request.timeout;
         let notifier = self.rooms.notifier();
         let mut now = notifier.current();
-        let joined: Vec<MembershipRecord> = self.db.rooms_for_user(user_id).await?;
+        let joined = self.rooms.memberships(user_id).await?;
         let mut changes = None;
         if let Some(since) = request.since
             && !request.full_state
@@ -134,10 +134,10 @@ impl SyncService {
         };
         // Memberships read before the wait are stale only if the user's own scope moved (a
         // membership change of theirs); then read them again.
-        let own_moved = request.since.is_some_and(|since| {
-            notifier.changed_since(user_id, &[], since.stream).is_none_or(|(_, user_moved, _)| user_moved)
-        });
-        let joined = if own_moved { self.db.rooms_for_user(user_id).await? } else { joined };
+        let own_moved = request
+            .since
+            .is_some_and(|since| notifier.changed_since(user_id, &[], since.stream).is_none_or(|moved| moved.user));
+        let joined = if own_moved { self.rooms.memberships(user_id).await? } else { joined };
         self.build(user_id, device_id, &request, now, changes, joined).await
     }
 
@@ -152,19 +152,16 @@ impl SyncService {
         if now <= since {
             return Ok(Changes::default());
         }
-        if let Some((moved, user_moved, presence_moved)) = self.rooms.notifier().changed_since(user_id, rooms, since) {
-            let moved: HashSet<String> = moved.into_iter().collect();
+        if let Some(moved) = self.rooms.notifier().changed_since(user_id, rooms, since) {
             return Ok(Changes {
-                // A room that moved may have new events, receipts or both; the room's entry
-                // reads each (an empty timeline is fine).
-                rooms_with_receipts: moved.clone(),
-                rooms_with_events: moved,
-                account_data: if user_moved {
+                rooms_with_events: moved.rooms.into_iter().collect(),
+                rooms_with_receipts: moved.receipts.into_iter().collect(),
+                account_data: if moved.user {
                     self.db.account_data_since(user_id, since, now).await?
                 } else {
                     Vec::new()
                 },
-                presence: if presence_moved && self.presence.enabled() {
+                presence: if moved.presence && self.presence.enabled() {
                     self.db.presence_since(user_id, since, now).await?
                 } else {
                     Vec::new()
@@ -190,7 +187,7 @@ impl SyncService {
         request: &SyncRequest,
         now: SyncToken,
         changes: Changes,
-        memberships: Vec<MembershipRecord>,
+        memberships: Arc<Vec<MembershipRecord>>,
     ) -> ApiResult<Value> {
         let since = request.since;
         let since_stream = since.map(|s| s.stream);
@@ -223,17 +220,16 @@ impl SyncService {
             global_account_data
                 .push(json!({"type": "m.push_rules", "content": self.push_rules.content(user_id).await?}));
         }
-        let unread: HashMap<String, (i64, i64)> =
-            self.db.unread_counts(user_id).await?.into_iter().map(|(room, n, h)| (room, (n, h))).collect();
+        let unread = self.rooms.unread_counts(user_id).await?;
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
         let mut knock = Map::new();
-        for record in memberships {
+        for record in memberships.iter() {
             if !request.filter.rooms.allows_room(&record.room_id) {
                 continue;
             }
-            let Some(membership) = self.membership_at(&record, user_id, now.stream).await? else { continue };
+            let Some(membership) = self.membership_at(record, user_id, now.stream).await? else { continue };
             let is_new = since_stream.is_none_or(|since| record.stream > since) && record.stream <= now.stream;
             match membership.as_str() {
                 "join" => {
@@ -289,13 +285,13 @@ impl SyncService {
                     }
                     invite.insert(
                         record.room_id.clone(),
-                        json!({"invite_state": {"events": self.invite_state(&record).await?}}),
+                        json!({"invite_state": {"events": self.invite_state(record).await?}}),
                     );
                 }
                 "knock" if is_new => {
                     knock.insert(
                         record.room_id.clone(),
-                        json!({"knock_state": {"events": self.invite_state(&record).await?}}),
+                        json!({"knock_state": {"events": self.invite_state(record).await?}}),
                     );
                 }
                 "leave" | "ban" if since.is_some() && is_new => {
@@ -468,12 +464,24 @@ impl SyncService {
         events: &[StoredEvent],
         formatted: &mut [Value],
     ) -> ApiResult<()> {
-        let own: Vec<String> = events.iter().filter(|e| e.sender == user_id).map(|e| e.event_id.clone()).collect();
-        if own.is_empty() {
+        // Recent events know their transaction ids; only older ones are looked up.
+        let mut txns: HashMap<String, String> = HashMap::new();
+        let mut unknown = Vec::new();
+        for event in events.iter().filter(|e| e.sender == user_id) {
+            match self.rooms.recent_transaction_id(&event.room_id, &event.event_id, device_id) {
+                Some(Some(txn)) => {
+                    txns.insert(event.event_id.clone(), txn);
+                }
+                Some(None) => {}
+                None => unknown.push(event.event_id.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            txns.extend(self.db.transaction_ids(user_id, device_id, &unknown).await?);
+        }
+        if txns.is_empty() {
             return Ok(());
         }
-        let txns: HashMap<String, String> =
-            self.db.transaction_ids(user_id, device_id, &own).await?.into_iter().collect();
         for event in formatted.iter_mut() {
             if let Some(txn) = event["event_id"].as_str().and_then(|id| txns.get(id)) {
                 event["unsigned"]["transaction_id"] = txn.clone().into();

@@ -28,6 +28,13 @@ impl StreamWriter {
         &self.notifier
     }
 
+    /// Holds the writer without taking a position: nothing commits until the guard drops. For
+    /// filling in-memory views from storage so that no commit falls between the read and the
+    /// fill (commits update those views while they hold the writer).
+    pub async fn hold(&self) -> MutexGuard<'_, i64> {
+        self.last.lock().await
+    }
+
     /// Waits for the writer and reserves the next position.
     pub async fn begin(&self) -> StreamSlot<'_> {
         StreamSlot { guard: self.last.lock().await, notifier: &self.notifier }

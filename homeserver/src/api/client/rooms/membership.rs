@@ -143,12 +143,12 @@ async fn forget(
 /// GET /joined_rooms
 async fn joined_rooms(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Value>> {
     let rooms: Vec<String> = state
-        .db
-        .rooms_for_user(&user.user_id)
+        .rooms
+        .memberships(&user.user_id)
         .await?
-        .into_iter()
+        .iter()
         .filter(|m| m.membership == "join")
-        .map(|m| m.room_id)
+        .map(|m| m.room_id.clone())
         .collect();
     Ok(Json(json!({"joined_rooms": rooms})))
 }
