@@ -106,11 +106,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((q * sorted.len() as f64) as usize).min(sorted.len() - 1)]
 }
 
-fn peak_memory_mib(pids: &str) -> Option<f64> {
+/// The sum over `pids` of a /proc/<pid>/status field (VmHWM: peak resident, VmRSS: now), MiB.
+fn memory_mib(pids: &str, field: &str) -> Option<f64> {
     let mut total = 0.0;
     for pid in pids.split(',') {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        let kib: f64 = status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()?;
         total += kib / 1024.0;
     }
     Some(total)
@@ -247,6 +248,22 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    // Resident memory while messages flow (the whole-run peak also covers registration, where
+    // password hashing dominates).
+    let messaging_peak = Arc::new(Mutex::new(0.0f64));
+    let sampler = args.pid.clone().map(|pids| {
+        let (peak, stop) = (messaging_peak.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(rss) = memory_mib(&pids, "VmRSS:") {
+                    let mut peak = peak.lock().expect("lock");
+                    *peak = peak.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+
     // Send at a fixed rate.
     let accepted = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -297,6 +314,9 @@ async fn main() -> anyhow::Result<()> {
     for syncer in syncers {
         syncer.abort();
     }
+    if let Some(sampler) = sampler {
+        let _ = sampler.await;
+    }
 
     let deliveries = deliveries.lock().expect("lock");
     let expected = expected.lock().expect("lock");
@@ -321,7 +341,8 @@ async fn main() -> anyhow::Result<()> {
         "latency_ms_p50": (percentile(&latencies, 0.50) * 100.0).round() / 100.0,
         "latency_ms_p99": (percentile(&latencies, 0.99) * 100.0).round() / 100.0,
         "latency_ms_max": (latencies.last().copied().unwrap_or(f64::NAN) * 100.0).round() / 100.0,
-        "peak_memory_mib": args.pid.as_deref().and_then(peak_memory_mib).map(|m| (m * 10.0).round() / 10.0),
+        "peak_memory_mib": args.pid.as_deref().and_then(|pids| memory_mib(pids, "VmHWM:")).map(|m| (m * 10.0).round() / 10.0),
+        "messaging_peak_rss_mib": args.pid.as_ref().map(|_| (*messaging_peak.lock().expect("lock") * 10.0).round() / 10.0),
     });
     println!("{}", serde_json::to_string_pretty(&result)?);
     if let Some(path) = &args.json {

@@ -47,9 +47,10 @@ impl Backend {
 
     /// Run on every new connection. `synchronous = NORMAL` is durable in WAL mode except for the
     /// last transactions on power loss (not on a process crash); busy_timeout lets concurrent
-    /// writers queue instead of failing with SQLITE_BUSY. Memory-mapped reads: every commit
-    /// invalidates the other connections' page caches, and re-reading pages through `pread`
-    /// system calls was a visible share of a busy server's CPU. No automatic checkpoints: the
+    /// writers queue instead of failing with SQLITE_BUSY. A small page cache per connection: hot
+    /// reads come from memory above the database (see ARCHITECTURE.md), and memory-mapping the
+    /// file instead counted the mapped pages against the server's memory. No automatic
+    /// checkpoints: the
     /// connection whose commit crossed the threshold would copy the WAL into the database and
     /// fsync while the event writer waits (a 100-250 ms stall every few hundred messages);
     /// a background task checkpoints instead (`Db::checkpoint`).
@@ -59,8 +60,8 @@ impl Backend {
                 "PRAGMA busy_timeout = 10000",
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA foreign_keys = ON",
-                "PRAGMA mmap_size = 1073741824",
                 "PRAGMA wal_autocheckpoint = 0",
+                "PRAGMA cache_size = -256",
             ],
             Self::Postgres => &[],
         }

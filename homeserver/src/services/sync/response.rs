@@ -101,7 +101,7 @@ impl SyncService {
                 }
                 // Only read storage when something may concern this user.
                 if notifier.may_concern(user_id, &rooms, checked, presence) {
-                    let found = self.changes(user_id, &rooms, since.stream, now.stream).await?;
+                    let found = Box::pin(self.changes(user_id, &rooms, since.stream, now.stream)).await?;
                     if !found.is_empty() {
                         changes = Some(found);
                         break;
@@ -129,7 +129,7 @@ impl SyncService {
             Some(changes) => changes,
             None => {
                 let rooms: Vec<String> = joined.iter().map(|m| m.room_id.clone()).collect();
-                self.changes(user_id, &rooms, request.since.map_or(0, |s| s.stream), now.stream).await?
+                Box::pin(self.changes(user_id, &rooms, request.since.map_or(0, |s| s.stream), now.stream)).await?
             }
         };
         // Memberships read before the wait are stale only if the user's own scope moved (a
@@ -138,7 +138,9 @@ impl SyncService {
             .since
             .is_some_and(|since| notifier.changed_since(user_id, &[], since.stream).is_none_or(|moved| moved.user));
         let joined = if own_moved { self.rooms.memberships(user_id).await? } else { joined };
-        self.build(user_id, device_id, &request, now, changes, joined).await
+        // Boxed: a thousand waiting long-polls each hold this future, and building a response
+        // is by far its largest state; it is only allocated when there is something to send.
+        Box::pin(self.build(user_id, device_id, &request, now, changes, joined)).await
     }
 
     fn typing_changed(&self, memberships: &[MembershipRecord], since: u64) -> bool {
