@@ -18,8 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
+use hearth_bench::{Client, join_all, memory_mib, percentile};
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -51,72 +52,6 @@ struct Args {
 
 const FILTER: &str = r#"{"room":{"timeline":{"limit":500},"state":{"lazy_load_members":true}},"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]}}"#;
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-        query: &[(&str, &str)],
-    ) -> anyhow::Result<Value> {
-        for _ in 0..50 {
-            let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).query(query);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request.send().await?;
-            let status = response.status();
-            let value: Value = response.json().await.unwrap_or(Value::Null);
-            if status.as_u16() == 429 {
-                let wait = value["retry_after_ms"].as_u64().unwrap_or(500).min(5000);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-                continue;
-            }
-            if !status.is_success() {
-                bail!("{method} {path} -> {status} {value}");
-            }
-            return Ok(value);
-        }
-        bail!("{method} {path}: still rate limited")
-    }
-}
-
-/// Waits for every spawned job (each takes a semaphore permit itself).
-async fn join_all<T: Send + 'static>(jobs: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
-    let mut out = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        out.push(job.await.expect("task"));
-    }
-    out
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((q * sorted.len() as f64) as usize).min(sorted.len() - 1)]
-}
-
-/// The sum over `pids` of a /proc/<pid>/status field (VmHWM: peak resident, VmRSS: now), MiB.
-fn memory_mib(pids: &str, field: &str) -> Option<f64> {
-    let mut total = 0.0;
-    for pid in pids.split(',') {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kib: f64 = status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()?;
-        total += kib / 1024.0;
-    }
-    Some(total)
-}
-
 #[derive(Default)]
 struct Deliveries {
     /// (message, user) -> times seen
@@ -128,8 +63,7 @@ struct Deliveries {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(4096).timeout(Duration::from_secs(120)).build()?;
-    let client = Arc::new(Client { http, base: args.url.trim_end_matches('/').to_owned() });
+    let client = Arc::new(Client::new(&args.url)?);
     let run: u32 = rand::thread_rng().r#gen();
     let password = format!("bench-password-{run:x}");
 

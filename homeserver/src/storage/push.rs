@@ -3,7 +3,15 @@
 
 use super::{Db, now_ms};
 
-/// One member's push result for one event.
+/// The push result every joined member shares unless a `PushActionRow` sets them apart; only
+/// stored when it notifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedPush {
+    pub actions: String,
+    pub highlight: bool,
+}
+
+/// One member's push result for one event, stored when it differs from the shared one.
 #[derive(Debug, Clone)]
 pub struct PushActionRow {
     pub user_id: String,
@@ -37,10 +45,33 @@ pub struct PusherRow {
 }
 
 /// The position of the user's latest read receipt in a room, as a SQL expression over
-/// `p.user_id` / `p.room_id`.
-const READ_UP_TO: &str =
-    "COALESCE((SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id
-    WHERE r.user_id = p.user_id AND r.room_id = p.room_id AND r.receipt_type IN ('m.read', 'm.read.private')), 0)";
+/// `{alias}.user_id` / `{alias}.room_id`.
+fn read_up_to(alias: &str) -> String {
+    format!(
+        "COALESCE((SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e ON e.event_id = r.event_id
+        WHERE r.user_id = {alias}.user_id AND r.room_id = {alias}.room_id AND r.receipt_type IN ('m.read', 'm.read.private')), 0)"
+    )
+}
+
+/// Every notification of user `$1`, as rows (room_id, event_id, stream_ordering, actions,
+/// highlight, read): the member's own results, and the shared results of events in rooms they
+/// are joined to, sent by someone else since they joined, that no own result overrides.
+fn notifications_sql() -> String {
+    format!(
+        "SELECT p.room_id AS room_id, p.event_id AS event_id, p.stream_ordering AS stream_ordering, p.actions AS actions,
+                p.highlight AS highlight, CASE WHEN p.stream_ordering <= {own_read} THEN 1 ELSE 0 END AS is_read
+         FROM event_push_actions p WHERE p.user_id = $1 AND p.notify = 1
+         UNION ALL
+         SELECT s.room_id, s.event_id, s.stream_ordering, s.actions, s.highlight,
+                CASE WHEN s.stream_ordering <= {member_read} THEN 1 ELSE 0 END
+         FROM event_push_summary s
+         JOIN room_memberships m ON m.room_id = s.room_id AND m.user_id = $1 AND m.membership = 'join'
+         WHERE s.sender <> $1 AND s.stream_ordering > m.joined_stream
+           AND NOT EXISTS (SELECT 1 FROM event_push_actions o WHERE o.event_id = s.event_id AND o.user_id = $1)",
+        own_read = read_up_to("p"),
+        member_read = read_up_to("m"),
+    )
+}
 
 impl Db {
     /// Joined members with their display names in the room.
@@ -73,9 +104,8 @@ impl Db {
     /// their latest read receipt.
     pub async fn unread_counts(&self, user_id: &str) -> sqlx::Result<Vec<(String, i64, i64)>> {
         let sql = format!(
-            "SELECT p.room_id, COUNT(*), CAST(SUM(p.highlight) AS BIGINT) FROM event_push_actions p
-             WHERE p.user_id = $1 AND p.notify = 1 AND p.stream_ordering > {READ_UP_TO}
-             GROUP BY p.room_id"
+            "SELECT n.room_id, COUNT(*), CAST(SUM(n.highlight) AS BIGINT) FROM ({}) n WHERE n.is_read = 0 GROUP BY n.room_id",
+            notifications_sql()
         );
         let rows: Vec<(String, i64, Option<i64>)> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(self.pool()).await?;
@@ -91,10 +121,10 @@ impl Db {
         only_highlight: bool,
     ) -> sqlx::Result<Vec<NotificationRow>> {
         let sql = format!(
-            "SELECT p.room_id, p.event_id, p.stream_ordering, p.actions, CASE WHEN p.stream_ordering <= {READ_UP_TO} THEN 1 ELSE 0 END
-             FROM event_push_actions p
-             WHERE p.user_id = $1 AND p.notify = 1 AND p.stream_ordering < $2 AND ($3 = 0 OR p.highlight = 1)
-             ORDER BY p.stream_ordering DESC LIMIT $4"
+            "SELECT n.room_id, n.event_id, n.stream_ordering, n.actions, n.is_read FROM ({}) n
+             WHERE n.stream_ordering < $2 AND ($3 = 0 OR n.highlight = 1)
+             ORDER BY n.stream_ordering DESC LIMIT $4",
+            notifications_sql()
         );
         let rows: Vec<(String, String, i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(user_id)

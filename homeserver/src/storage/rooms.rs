@@ -44,7 +44,8 @@ pub struct EventToPersist<'a> {
     pub search_text: Option<(&'a str, &'a str)>,
     /// From the content's `m.relates_to`: (parent event, rel_type, aggregation key).
     pub relation: Option<(&'a str, &'a str, Option<&'a str>)>,
-    /// Push rule results for the room's members, stored with the event.
+    /// Push rule results: the one most members share, and the members who differ.
+    pub shared_push: Option<&'a super::push::SharedPush>,
     pub push_actions: &'a [super::push::PushActionRow],
     /// For m.room.redaction: the event it redacts (marked in the same transaction).
     pub redacts: Option<&'a str>,
@@ -198,6 +199,22 @@ impl Db {
             .collect())
     }
 
+    /// The room's state right after position `at`, without its member events.
+    pub async fn state_at_except_members(&self, room_id: &str, at: i64) -> sqlx::Result<Vec<StateEntry>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT event_type, state_key, event_id FROM room_state
+             WHERE room_id = $1 AND event_type <> 'm.room.member' AND from_stream <= $2 AND (to_stream IS NULL OR to_stream > $2)",
+        )
+        .bind(room_id)
+        .bind(at)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_type, state_key, event_id)| StateEntry { event_type, state_key, event_id })
+            .collect())
+    }
+
     /// One current state event.
     pub async fn current_state_event(
         &self,
@@ -298,10 +315,12 @@ impl Db {
             .await?;
         }
         if let Some((user_id, membership, displayname)) = event.membership {
+            // `joined_stream` moves only when the member becomes joined (SET reads the old row).
             sqlx::query(
-                "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6)
-                 ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0, displayname = $6",
+                "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname, joined_stream)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, CASE WHEN $3 = 'join' THEN $5 ELSE 0 END)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0, displayname = $6,
+                   joined_stream = CASE WHEN $3 = 'join' AND room_memberships.membership <> 'join' THEN $5 ELSE room_memberships.joined_stream END",
             )
             .bind(event.room_id)
             .bind(user_id)
@@ -312,7 +331,20 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
-        // All members' push actions in one statement (one round trip, not one per member).
+        if let Some(shared) = event.shared_push {
+            sqlx::query(
+                "INSERT INTO event_push_summary (event_id, room_id, sender, stream_ordering, actions, highlight) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(event.event_id)
+            .bind(event.room_id)
+            .bind(event.sender)
+            .bind(stream)
+            .bind(&shared.actions)
+            .bind(i64::from(shared.highlight))
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The members who differ, in one statement per hundred (one round trip, not one each).
         for batch in event.push_actions.chunks(100) {
             let rows: Vec<String> = (0..batch.len())
                 .map(|i| {

@@ -241,4 +241,11 @@ async fn group_members_are_notified_by_their_own_rules_and_names(backend: Backen
     app.send_text(&bob.token, &room, "one more thing").await;
     assert_eq!(counts(&app.sync(&dave.token, None, 0).await), (2, 0));
     assert_eq!(counts(&app.sync(&alice.token, None, 0).await), (3, 0));
+    // Someone who changed their rules before joining is judged by them from their first message.
+    let erin = app.register("erin").await;
+    assert_eq!(app.put(rule, Some(&erin.token), json!({"enabled": false})).await.0, StatusCode::OK);
+    app.join(&erin.token, &room).await;
+    app.send_text(&bob.token, &room, "welcome erin").await;
+    assert_eq!(counts(&app.sync(&erin.token, None, 0).await), (0, 0));
+    assert_eq!(counts(&app.sync(&alice.token, None, 0).await), (4, 0));
 }

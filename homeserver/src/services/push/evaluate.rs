@@ -3,10 +3,11 @@
 //!
 //! In a large room most members have the default rules and are not mentioned by a given
 //! message; for all of them the default rules give the same answer, so it is computed once
-//! (with a stand-in member whose name appears nowhere in the event) and shared. Only members
-//! with their own rules, or whose user id, localpart or display name the event mentions, are
-//! evaluated one by one. This keeps a message to 10,000 members to one evaluation plus a
-//! substring check per member.
+//! (with a stand-in member whose name appears nowhere in the event), shared, and stored once
+//! per event. Only members with their own rules, the users the event mentions and the target
+//! of a membership event are evaluated one by one, and stored only when their result differs.
+//! A message to 10,000 members costs a few evaluations and a handful of rows, whatever the
+//! room's size.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 use crate::{
     error::{ApiError, ApiResult},
-    storage::push::PushActionRow,
+    storage::push::{PushActionRow, SharedPush},
 };
 
 /// A user's rules: their stored `m.push_rules` account data, or the spec's defaults.
@@ -42,6 +43,8 @@ pub fn ruleset_for(user_id: &UserId, stored: Option<&str>) -> Ruleset {
 #[derive(Default)]
 pub struct PushRuleCache {
     users: Mutex<HashMap<String, Option<Arc<Ruleset>>>>,
+    /// Bumped by every change, so per-room views of who has their own rules know to refresh.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// Users remembered at once; past it the cache starts over.
@@ -64,15 +67,12 @@ impl PushRuleCache {
 
     pub fn forget(&self, user_id: &str) {
         self.users.lock().expect("push rule cache lock").remove(user_id);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
-}
 
-/// A joined member as push evaluation sees them.
-pub struct Member<'a> {
-    pub user_id: &'a str,
-    pub displayname: Option<&'a str>,
-    /// None: the spec's defaults.
-    pub rules: Option<&'a Ruleset>,
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The event's text and mentions, lower-cased, to tell who it might name.
@@ -98,28 +98,57 @@ impl Mentions {
         Self { text, user_ids }
     }
 
-    /// Whether the default rules could treat this member differently from anyone else.
-    fn may_name(&self, pdu: &Pdu, member: &Member<'_>) -> bool {
-        let localpart = member.user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
-        pdu.state_key() == Some(member.user_id)
-            || self.user_ids.iter().any(|id| id == member.user_id)
-            || self.text.contains(&localpart.to_lowercase())
-            || member.displayname.is_some_and(|name| self.text.contains(&name.to_lowercase()))
+    /// Whether the event's text names the member (for legacy text-mention rules).
+    fn names(&self, user_id: &str, displayname: Option<&str>) -> bool {
+        let localpart = user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
+        self.text.contains(&localpart.to_lowercase())
+            || displayname.is_some_and(|name| self.text.contains(&name.to_lowercase()))
     }
 }
 
-/// Push actions of `pdu` for each member (the sender excluded); only notifying results are
-/// returned, as only they are stored.
+/// The room as push evaluation sees it: its joined members with their display names, and
+/// those of them who changed their push rules.
+pub struct RoomMembers<'a> {
+    pub members: &'a HashMap<String, Option<String>>,
+    pub custom_rules: &'a HashMap<String, Arc<Ruleset>>,
+}
+
+/// Whether a rule set could treat members differently by what the event's text says about
+/// them (the legacy display-name and user-name mention rules, gone from the spec's defaults
+/// since mentions became explicit `m.mentions`).
+fn defaults_mention_by_text() -> bool {
+    // A property of the rule set ruma ships, decided once.
+    static BY_TEXT: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        let user = UserId::parse("@probe:localhost").expect("a valid user id");
+        let ruleset = Ruleset::server_default(&user);
+        !ruleset.content.is_empty()
+            || serde_json::to_string(&ruleset).is_ok_and(|json| json.contains("contains_display_name"))
+    });
+    *BY_TEXT
+}
+
+/// What an event means for the room's members: the result most of them share (stored once,
+/// when it notifies) and the members whose result differs (stored one row each).
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    pub shared: Option<SharedPush>,
+    pub differing: Vec<PushActionRow>,
+}
+
+/// Push results of `pdu` for the room's members (the sender excluded). Members with their own
+/// rules, the users the event mentions and the target of a membership event are evaluated one
+/// by one; everyone else gets the shared result, computed once.
 pub async fn evaluate(
     room_id: &str,
     pdu: &Pdu,
-    members: &[Member<'_>],
+    room_members: &RoomMembers<'_>,
     power_levels: Option<&Value>,
     creators: Vec<OwnedUserId>,
     authorization: &AuthorizationRules,
-) -> ApiResult<Vec<PushActionRow>> {
+) -> ApiResult<PushOutcome> {
+    let members = room_members.members;
     if members.len() <= 1 {
-        return Ok(Vec::new());
+        return Ok(PushOutcome::default());
     }
     let room = RoomId::parse(room_id).map_err(ApiError::internal)?;
     let raw = serde_json::value::to_raw_value(pdu.json()).map_err(ApiError::internal)?;
@@ -132,43 +161,64 @@ pub async fn evaluate(
         context
     };
     let mentions = Mentions::of(pdu);
-    // The shared answer for default-rule members the event does not name, computed for a
-    // stand-in whose name cannot be in the event.
-    let mut shared: Option<Option<PushActionRow>> = None;
-    let mut rows = Vec::new();
-    for member in members {
-        if member.user_id == pdu.sender().as_str() {
+    // The shared result: the default rules for a stand-in whose name cannot be in the event.
+    let stand_in = stand_in_user(room.server_name().map_or("localhost", |s| s.as_str()), &mentions);
+    let defaults = Ruleset::server_default(&stand_in);
+    let shared_actions =
+        defaults.get_actions(&event, &context(stand_in.clone(), stand_in.localpart().to_owned())).await.to_vec();
+    let shared = row_for("", &shared_actions)?;
+
+    // Who may differ from it.
+    let mut individuals: Vec<&str> = room_members.custom_rules.keys().map(String::as_str).collect();
+    individuals.extend(mentions.user_ids.iter().map(String::as_str).filter(|id| members.contains_key(*id)));
+    if let Some(target) = pdu.state_key().filter(|target| members.contains_key(*target)) {
+        individuals.push(target);
+    }
+    if defaults_mention_by_text() {
+        individuals.extend(
+            members.iter().filter(|(user, name)| mentions.names(user, name.as_deref())).map(|(user, _)| user.as_str()),
+        );
+    }
+    individuals.sort_unstable();
+    individuals.dedup();
+
+    let mut differing = Vec::new();
+    for member in individuals {
+        if member == pdu.sender().as_str() {
             continue;
         }
-        let Ok(user_id) = UserId::parse(member.user_id) else { continue };
-        if member.rules.is_none() && !mentions.may_name(pdu, member) {
-            if shared.is_none() {
-                let stand_in = stand_in_user(room.server_name().map_or("localhost", |s| s.as_str()), &mentions);
-                let ruleset = Ruleset::server_default(&stand_in);
-                let name = stand_in.localpart().to_owned();
-                let actions = ruleset.get_actions(&event, &context(stand_in, name)).await;
-                shared = Some(row_for("", actions)?);
-            }
-            if let Some(Some(row)) = &shared {
-                rows.push(PushActionRow { user_id: member.user_id.to_owned(), ..row.clone() });
-            }
-            continue;
-        }
-        let defaults;
-        let ruleset = match member.rules {
-            Some(rules) => rules,
+        let Ok(user_id) = UserId::parse(member) else { continue };
+        let own_defaults;
+        let ruleset = match room_members.custom_rules.get(member) {
+            Some(rules) => rules.as_ref(),
             None => {
-                defaults = Ruleset::server_default(&user_id);
-                &defaults
+                own_defaults = Ruleset::server_default(&user_id);
+                &own_defaults
             }
         };
-        let display_name = member.displayname.map_or_else(|| user_id.localpart().to_owned(), str::to_owned);
+        let display_name = members.get(member).cloned().flatten().unwrap_or_else(|| user_id.localpart().to_owned());
         let actions = ruleset.get_actions(&event, &context(user_id.clone(), display_name)).await;
-        if let Some(row) = row_for(member.user_id, actions)? {
-            rows.push(row);
+        let own = row_for(member, actions)?;
+        let same = match (&own, &shared) {
+            (Some(own), Some(shared)) => own.actions == shared.actions,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            // A member the shared result would count but whose own result does not notify is
+            // stored too, so the shared row does not count for them.
+            differing.push(own.unwrap_or_else(|| PushActionRow {
+                user_id: member.to_owned(),
+                actions: "[]".to_owned(),
+                notify: false,
+                highlight: false,
+            }));
         }
     }
-    Ok(rows)
+    Ok(PushOutcome {
+        shared: shared.map(|row| SharedPush { actions: row.actions, highlight: row.highlight }),
+        differing,
+    })
 }
 
 /// A user id that appears nowhere in the event's text.

@@ -29,12 +29,25 @@ pub struct RoomHeads {
 /// Joined members and their display names.
 pub type Members = Arc<HashMap<String, Option<String>>>;
 
+/// The members with their own push rules.
+pub type CustomRules = Arc<HashMap<String, Arc<ruma::push::Ruleset>>>;
+
+/// Which members have their own push rules, as of a push rule cache generation; members who
+/// joined since are checked at the next event.
+struct CustomRuleView {
+    generation: u64,
+    rules: CustomRules,
+    unchecked: Vec<String>,
+}
+
 #[derive(Default)]
 struct Head {
     /// None until read from storage.
     extremities: Option<(Vec<String>, i64)>,
     /// None until read from storage.
     members: Option<Members>,
+    /// None until first needed; only kept while `members` is.
+    custom_rules: Option<CustomRuleView>,
     /// Current state events by (type, state_key); None: known to be absent.
     state: HashMap<StateKey, Option<Arc<Pdu>>>,
 }
@@ -60,9 +73,17 @@ impl RoomHeads {
                     let content: serde_json::Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
                     let members = Arc::make_mut(members);
                     if content["membership"] == "join" {
-                        members.insert(state_key.to_owned(), content["displayname"].as_str().map(str::to_owned));
+                        let displayname = content["displayname"].as_str().map(str::to_owned);
+                        if members.insert(state_key.to_owned(), displayname).is_none()
+                            && let Some(view) = head.custom_rules.as_mut()
+                        {
+                            view.unchecked.push(state_key.to_owned());
+                        }
                     } else {
                         members.remove(state_key);
+                        if let Some(view) = head.custom_rules.as_mut() {
+                            Arc::make_mut(&mut view.rules).remove(state_key);
+                        }
                     }
                 }
                 if head.state.len() >= MAX_STATE_PER_ROOM {
@@ -71,6 +92,11 @@ impl RoomHeads {
                 head.state.insert((pdu.event_type_str(), state_key.to_owned()), Some(Arc::new(pdu.clone())));
             }
         });
+    }
+
+    /// The joined members, when known (push evaluation loaded them before the commit).
+    pub(super) fn members(&self, room_id: &str) -> Option<Members> {
+        self.with(room_id, |head| head.members.clone())
     }
 
     /// A redacted event leaves the cached state, so the next read takes storage's view.
@@ -88,8 +114,42 @@ impl Rooms {
             return Ok(members);
         }
         let members: Members = Arc::new(self.db.joined_member_names(room_id).await?.into_iter().collect());
-        self.heads.with(room_id, |head| head.members = Some(members.clone()));
+        self.heads.with(room_id, |head| {
+            head.members = Some(members.clone());
+            head.custom_rules = None;
+        });
         Ok(members)
+    }
+
+    /// Which of the members (as `head_members` returned them) have their own push rules (call
+    /// holding the stream). Only members not looked at before are looked up.
+    pub(super) async fn head_custom_rules(&self, room_id: &str, members: &Members) -> ApiResult<CustomRules> {
+        let generation = self.push_rules.generation();
+        let (known, unchecked) = self.heads.with(room_id, |head| match head.custom_rules.as_mut() {
+            Some(view) if view.generation == generation => {
+                (Some(view.rules.clone()), std::mem::take(&mut view.unchecked))
+            }
+            _ => (None, Vec::new()),
+        });
+        if let Some(rules) = &known
+            && unchecked.is_empty()
+        {
+            return Ok(rules.clone());
+        }
+        let to_check: Vec<String> = match &known {
+            Some(_) => unchecked,
+            None => members.keys().cloned().collect(),
+        };
+        let mut rules = known.unwrap_or_default();
+        for (user, own) in self.push_rules_of(&to_check).await? {
+            if let Some(own) = own {
+                Arc::make_mut(&mut rules).insert(user, own);
+            }
+        }
+        self.heads.with(room_id, |head| {
+            head.custom_rules = Some(CustomRuleView { generation, rules: rules.clone(), unchecked: Vec::new() });
+        });
+        Ok(rules)
     }
 
     /// The room's forward extremities and their greatest depth (call holding the stream).

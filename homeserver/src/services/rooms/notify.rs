@@ -1,17 +1,16 @@
-//! Push actions for a new event: the room's joined members (from the writer's room heads) with
-//! their push rules (from the push rule cache) go through `push::evaluate`.
+//! Push actions for a new event: the room's joined members and which of them have their own
+//! push rules (both kept in the writer's room heads) go through `push::evaluate`.
 
 use std::{collections::HashMap, sync::Arc};
 
 use hearth_federation::Pdu;
-use ruma::{UserId, room_version_rules::RoomVersionRules};
+use ruma::{UserId, push::Ruleset, room_version_rules::RoomVersionRules};
 use serde_json::Value;
 
 use super::Rooms;
 use crate::{
     error::ApiResult,
-    services::push::evaluate::{Member, evaluate, ruleset_for},
-    storage::push::PushActionRow,
+    services::push::evaluate::{PushOutcome, RoomMembers, evaluate, ruleset_for},
 };
 
 impl Rooms {
@@ -22,36 +21,13 @@ impl Rooms {
         pdu: &Pdu,
         state: &HashMap<(String, String), Pdu>,
         rules: &RoomVersionRules,
-    ) -> ApiResult<Vec<PushActionRow>> {
+    ) -> ApiResult<PushOutcome> {
         let members = self.head_members(room_id).await?;
         if members.len() <= 1 {
-            return Ok(Vec::new());
+            return Ok(PushOutcome::default());
         }
-        let users: Vec<String> = members.keys().cloned().collect();
-        let mut cached = self.push_rules.get(&users);
-        let missing: Vec<String> =
-            users.iter().zip(&cached).filter(|(_, rules)| rules.is_none()).map(|(user, _)| user.clone()).collect();
-        if !missing.is_empty() {
-            let stored: HashMap<String, String> = self.db.stored_push_rules(&missing).await?.into_iter().collect();
-            for user in &missing {
-                let rules = match (stored.get(user), UserId::parse(user.as_str())) {
-                    (Some(json), Ok(user_id)) => Some(Arc::new(ruleset_for(&user_id, Some(json)))),
-                    _ => None,
-                };
-                self.push_rules.insert(user, rules);
-            }
-            cached = self.push_rules.get(&users);
-        }
-        let member_list: Vec<Member<'_>> = users
-            .iter()
-            .zip(&cached)
-            .map(|(user, rules)| Member {
-                user_id: user,
-                displayname: members.get(user).and_then(|name| name.as_deref()),
-                rules: rules.as_ref().and_then(|rules| rules.as_deref()),
-            })
-            .collect();
-
+        let custom_rules = self.head_custom_rules(room_id, &members).await?;
+        let room_members = RoomMembers { members: &members, custom_rules: &custom_rules };
         let content = |key: &str| {
             state
                 .get(&(key.to_owned(), String::new()))
@@ -69,6 +45,37 @@ impl Rooms {
                     .filter_map(|id| id.as_str().and_then(|id| UserId::parse(id).ok())),
             );
         }
-        evaluate(room_id, pdu, &member_list, power_levels.as_ref(), creators, &rules.authorization).await
+        evaluate(room_id, pdu, &room_members, power_levels.as_ref(), creators, &rules.authorization).await
+    }
+}
+
+impl Rooms {
+    /// Each user's own push rules, None for the spec's defaults: from the cache, the rest from
+    /// storage in one query (call holding the stream).
+    pub(super) async fn push_rules_of(&self, users: &[String]) -> ApiResult<Vec<(String, Option<Arc<Ruleset>>)>> {
+        let cached = self.push_rules.get(users);
+        let missing: Vec<String> =
+            users.iter().zip(&cached).filter(|(_, rules)| rules.is_none()).map(|(user, _)| user.clone()).collect();
+        let stored: HashMap<String, String> = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.db.stored_push_rules(&missing).await?.into_iter().collect()
+        };
+        let mut out = Vec::with_capacity(users.len());
+        for (user, cached) in users.iter().zip(cached) {
+            let rules = match cached {
+                Some(rules) => rules,
+                None => {
+                    let rules = match (stored.get(user), UserId::parse(user.as_str())) {
+                        (Some(json), Ok(user_id)) => Some(Arc::new(ruleset_for(&user_id, Some(json)))),
+                        _ => None,
+                    };
+                    self.push_rules.insert(user, rules.clone());
+                    rules
+                }
+            };
+            out.push((user.clone(), rules));
+        }
+        Ok(out)
     }
 }

@@ -9,8 +9,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::Rooms;
-use crate::{error::ApiResult, storage::push::PushActionRow};
+use super::{Rooms, heads::Members};
+use crate::{error::ApiResult, services::push::evaluate::PushOutcome};
 
 /// Per room: (notifications, highlights).
 pub type Counts = HashMap<String, (i64, i64)>;
@@ -28,14 +28,36 @@ impl UnreadCounts {
         self.users.lock().expect("unread lock").get(user_id).cloned()
     }
 
-    /// A committed event's notifications (call while holding the stream).
-    pub(super) fn add(&self, room_id: &str, rows: &[PushActionRow]) {
+    /// A committed event's notifications (call while holding the stream): the shared result
+    /// for every member but the sender and those whose own result differs.
+    pub(super) fn add(&self, room_id: &str, sender: &str, members: &Members, push: &PushOutcome) {
         let mut users = self.users.lock().expect("unread lock");
-        for row in rows.iter().filter(|row| row.notify) {
+        let bump = |counts: &mut Arc<Counts>, highlight: bool| {
+            let entry = Arc::make_mut(counts).entry(room_id.to_owned()).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += i64::from(highlight);
+        };
+        for row in push.differing.iter().filter(|row| row.notify) {
             if let Some(counts) = users.get_mut(&row.user_id) {
-                let entry = Arc::make_mut(counts).entry(room_id.to_owned()).or_insert((0, 0));
-                entry.0 += 1;
-                entry.1 += i64::from(row.highlight);
+                bump(counts, row.highlight);
+            }
+        }
+        let Some(shared) = &push.shared else { return };
+        let gets_shared = |user: &str| user != sender && !push.differing.iter().any(|row| row.user_id == user);
+        // Walk whichever is smaller: the loaded users or the room's members.
+        if users.len() < members.len() {
+            for (user, counts) in users.iter_mut() {
+                if members.contains_key(user) && gets_shared(user) {
+                    bump(counts, shared.highlight);
+                }
+            }
+        } else {
+            for user in members.keys() {
+                if gets_shared(user)
+                    && let Some(counts) = users.get_mut(user)
+                {
+                    bump(counts, shared.highlight);
+                }
             }
         }
     }
@@ -79,17 +101,21 @@ mod tests {
 
     #[test]
     fn notifications_add_up_only_for_loaded_users() {
+        use crate::storage::push::{PushActionRow, SharedPush};
         let unread = UnreadCounts::default();
-        unread.users.lock().unwrap().insert("@a:hs".into(), Arc::new(Counts::new()));
-        let row = |user: &str, notify, highlight| PushActionRow {
-            user_id: user.into(),
-            actions: "[]".into(),
-            notify,
-            highlight,
-        };
-        unread.add("!r", &[row("@a:hs", true, false), row("@b:hs", true, true)]);
-        unread.add("!r", &[row("@a:hs", true, true), row("@a:hs", false, false)]);
-        assert_eq!(unread.get("@a:hs").unwrap()["!r"], (2, 1));
+        for user in ["@a:hs", "@c:hs", "@s:hs"] {
+            unread.users.lock().unwrap().insert(user.into(), Arc::new(Counts::new()));
+        }
+        let members: Members =
+            Arc::new(["@a:hs", "@b:hs", "@c:hs", "@s:hs"].into_iter().map(|u| (u.to_owned(), None)).collect());
+        let shared = Some(SharedPush { actions: "[\"notify\"]".into(), highlight: false });
+        let mention = PushActionRow { user_id: "@a:hs".into(), actions: "[]".into(), notify: true, highlight: true };
+        let muted = PushActionRow { user_id: "@c:hs".into(), actions: "[]".into(), notify: false, highlight: false };
+        unread.add("!r", "@s:hs", &members, &PushOutcome { shared: shared.clone(), differing: vec![mention, muted] });
+        unread.add("!r", "@s:hs", &members, &PushOutcome { shared, differing: vec![] });
+        assert_eq!(unread.get("@a:hs").unwrap()["!r"], (2, 1), "own result once, shared once");
+        assert!(unread.get("@c:hs").unwrap().get("!r") == Some(&(1, 0)), "muted for the first only");
+        assert!(unread.get("@s:hs").unwrap().get("!r").is_none(), "the sender's own messages never count");
         assert!(unread.get("@b:hs").is_none(), "not loaded: storage will count it");
         unread.forget("@a:hs");
         assert!(unread.get("@a:hs").is_none());

@@ -201,7 +201,8 @@ impl Rooms {
         let room_id =
             pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
         let stream = slot.position();
-        self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, &[], stream).await?;
+        let no_push = crate::services::push::evaluate::PushOutcome::default();
+        self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, &no_push, stream).await?;
         slot.committed(&[Scope::Room(&room_id)]);
         Ok(room_id)
     }
@@ -215,7 +216,7 @@ impl Rooms {
         prev_events: &[String],
         new_room: Option<(&str, &str)>,
         transaction: Option<(&str, &str, &str)>,
-        push_actions: &[crate::storage::push::PushActionRow],
+        push: &crate::services::push::evaluate::PushOutcome,
         stream: i64,
     ) -> ApiResult<()> {
         let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
@@ -258,7 +259,8 @@ impl Rooms {
                         (Some(membership), Some(target)) => Some((target, membership.as_str(), displayname)),
                         _ => None,
                     },
-                    push_actions,
+                    shared_push: push.shared.as_ref(),
+                    push_actions: &push.differing,
                     redacts: redacts.as_deref(),
                     relation,
                     search_text,
@@ -279,7 +281,11 @@ impl Rooms {
         if let Some(redacted) = &redacts {
             self.heads.redacted(room_id, redacted);
         }
-        self.unread.add(room_id, push_actions);
+        if (push.shared.is_some() || !push.differing.is_empty())
+            && let Some(members) = self.heads.members(room_id)
+        {
+            self.unread.add(room_id, pdu.sender().as_str(), &members, push);
+        }
         self.recent.committed(
             StoredEvent {
                 stream,

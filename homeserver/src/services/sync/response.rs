@@ -366,15 +366,22 @@ impl SyncService {
         let state_events = if full_state {
             // Lazy loading: of all member events, only those of the timeline's senders and the
             // user's own (spec: § Lazy-loading room members).
-            let senders: HashSet<&str> = events.iter().map(|e| e.sender.as_str()).chain([user_id]).collect();
-            let ids: Vec<String> = self
-                .db
-                .state_at(room_id, timeline_start)
-                .await?
+            let entries = if lazy {
+                // Everything but members, and the members of the timeline's senders and the user:
+                // two small reads however many members the room has.
+                let mut senders: Vec<&str> = events.iter().map(|e| e.sender.as_str()).chain([user_id]).collect();
+                senders.sort_unstable();
+                senders.dedup();
+                let keys: Vec<(String, String)> =
+                    senders.iter().map(|m| ("m.room.member".to_owned(), (*m).to_owned())).collect();
+                let mut entries = self.db.state_at_except_members(room_id, timeline_start).await?;
+                entries.extend(self.db.state_entries_at(room_id, &keys, timeline_start).await?);
+                entries
+            } else {
+                self.db.state_at(room_id, timeline_start).await?
+            };
+            let ids: Vec<String> = entries
                 .into_iter()
-                .filter(|entry| {
-                    !lazy || entry.event_type != "m.room.member" || senders.contains(entry.state_key.as_str())
-                })
                 .map(|entry| entry.event_id)
                 .filter(|id| !timeline_ids.contains(id.as_str()))
                 .collect();
