@@ -11,13 +11,17 @@ use tokio::net::TcpListener;
 
 use crate::{
     api,
-    config::Config,
+    config::{Config, MediaBackend},
     services::{
         account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         login_backoff::LoginBackoff,
+        media::{
+            Media,
+            store::{LocalStore, MediaStore},
+        },
         passwords::Passwords,
         profiles::Profiles,
         push::{evaluate::PushRuleCache, rules::PushRules},
@@ -80,6 +84,18 @@ impl App {
         let typing = Typing::new(streams.notifier().clone());
         let presence = Arc::new(Presence::new(db.clone(), streams.clone(), config.presence.enabled));
         let push_rules = Arc::new(PushRules::new(db.clone(), account_data.clone()));
+        let media_root = config.media.path.clone().unwrap_or_else(|| config.data_dir.join("media"));
+        let media_store = match config.media.backend {
+            MediaBackend::Local => MediaStore::Local(LocalStore::new(media_root.clone())),
+            MediaBackend::S3 => anyhow::bail!("media.backend = \"s3\" is not available in this build yet"),
+        };
+        let media = Arc::new(Media::new(
+            db.clone(),
+            media_store,
+            config.media.clone(),
+            config.server_name.clone(),
+            media_root.join("incoming"),
+        ));
         let state = AppState::new(AppInner {
             sync: SyncService::new(
                 db.clone(),
@@ -100,6 +116,7 @@ impl App {
             accounts: Accounts::new(&config, db.clone(), passwords, uia.clone(), backoff, rate_limits.clone()),
             devices: Devices::new(db.clone(), uia),
             profiles: Profiles::new(db.clone()),
+            media,
             rate_limits,
             signing_key,
             db,

@@ -40,6 +40,12 @@ pub enum ErrorKind {
     RoomInUse,
     /// An alias that already exists: 409 (spec: PUT /directory/room).
     AliasInUse,
+    /// Async media upload: the id already has its bytes (409).
+    CannotOverwriteMedia,
+    /// Async media upload: the bytes have not arrived (504).
+    NotYetUploaded,
+    /// A range the file does not have (416).
+    RangeNotSatisfiable,
     /// User-interactive auth needs (more) stages: 401 with the flows in the body.
     UserInteractiveAuth {
         body: Map<String, Value>,
@@ -111,6 +117,9 @@ impl ApiError {
             UnsupportedRoomVersion => (StatusCode::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
             RoomInUse => (StatusCode::BAD_REQUEST, "M_ROOM_IN_USE"),
             AliasInUse => (StatusCode::CONFLICT, "M_UNKNOWN"),
+            CannotOverwriteMedia => (StatusCode::CONFLICT, "M_CANNOT_OVERWRITE_MEDIA"),
+            NotYetUploaded => (StatusCode::GATEWAY_TIMEOUT, "M_NOT_YET_UPLOADED"),
+            RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "M_UNKNOWN"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }

@@ -12,6 +12,7 @@ use crate::{
         accounts::Accounts,
         devices::Devices,
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
+        media::Media,
         profiles::Profiles,
         push::rules::PushRules,
         rate_limit::RateLimiters,
@@ -41,6 +42,7 @@ pub struct AppInner {
     pub accounts: Accounts,
     pub devices: Devices,
     pub profiles: Profiles,
+    pub media: Arc<Media>,
     pub rate_limits: Arc<RateLimiters>,
 }
 

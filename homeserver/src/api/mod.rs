@@ -7,6 +7,7 @@ pub mod extract;
 mod fallback;
 mod guest_access;
 mod health;
+mod media;
 mod well_known;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         // Clients that predate v3 still use r0 paths; Synapse serves both, so do we.
         .nest("/_matrix/client/r0", client)
         .merge(client::versionless_routes())
+        .merge(media::routes())
         .merge(well_known::routes())
         .merge(health::routes())
         .fallback(fallback::unrecognized)

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod devices;
 pub mod edus;
 pub mod login_backoff;
+pub mod media;
 pub mod passwords;
 pub mod profiles;
 pub mod push;

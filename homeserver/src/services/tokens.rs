@@ -29,6 +29,12 @@ pub fn generate_device_id() -> String {
     rand::thread_rng().sample_iter(letters).take(10).map(char::from).collect()
 }
 
+/// A media id: 24 letters and digits from the OS's random source (unguessable, and within the
+/// spec's `A-Za-z0-9_-`).
+pub fn generate_media_id() -> String {
+    rand::rngs::OsRng.sample_iter(&rand::distributions::Alphanumeric).take(24).map(char::from).collect()
+}
+
 /// A UIA session id.
 pub fn generate_session_id() -> String {
     rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(24).map(char::from).collect()

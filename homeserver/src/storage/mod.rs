@@ -7,6 +7,7 @@ pub mod account_data;
 pub mod devices;
 mod dialect;
 pub mod directory;
+pub mod media;
 pub mod push;
 pub mod relations;
 pub mod rooms;

@@ -40,7 +40,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub shutdown: Shutdown,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
     postgres_database: Option<String>,
 }
 
@@ -142,7 +142,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         backend,
         shutdown,
         server: Some(server),
-        _data_dir: data_dir,
+        data_dir,
         postgres_database,
     })
 }
@@ -173,6 +173,12 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// The server's data directory (SQLite file, signing key, local media).
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
     /// Sends a request and returns the status and JSON body (Null for an empty body). Panics if
     /// the body is not JSON: every answer of a Matrix server must be.
     pub async fn request(

@@ -15,6 +15,7 @@ mod guests;
 mod history;
 mod hostile_input;
 mod login;
+mod media;
 mod operations;
 mod profile;
 mod push;

@@ -28,7 +28,7 @@ fn strings(value: &Value) -> Option<Vec<String>> {
 }
 
 /// `*` matches any run of characters (spec: the filter type wildcard).
-fn matches_pattern(pattern: &str, value: &str) -> bool {
+pub(crate) fn matches_pattern(pattern: &str, value: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == value,
         Some((prefix, rest)) => {

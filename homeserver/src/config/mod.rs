@@ -2,6 +2,8 @@
 //! variables (`__` nests: `HEARTH_DATABASE__URL`). Every option is documented in
 //! `config.example.toml`, which a test parses so it cannot drift from this file.
 
+mod media;
+
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use figment::{
@@ -28,8 +30,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub rooms: RoomsConfig,
     pub presence: PresenceConfig,
+    pub media: MediaConfig,
     pub log: LogConfig,
 }
+
+pub use media::{MediaBackend, MediaConfig, S3Config, ThumbnailSize, UrlPreviewConfig};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,6 +170,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rooms: RoomsConfig::default(),
             presence: PresenceConfig::default(),
+            media: MediaConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -284,6 +290,7 @@ impl Config {
         {
             return Err(ConfigError("database.url: must start with sqlite: or postgres://".into()));
         }
+        self.media.validate().map_err(ConfigError)?;
         if self.database.max_connections == 0 {
             return Err(ConfigError("database.max_connections: must be at least 1".into()));
         }

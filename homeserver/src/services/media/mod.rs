@@ -1,0 +1,283 @@
+//! The media repository (spec: Client-Server API § Content repository): uploads (direct and
+//! asynchronous), downloads with ranges, thumbnails, and the rules on what may be stored and
+//! how it is served. Bytes live in a `MediaStore` (local disk or S3); records in the database.
+
+pub mod checks;
+mod net;
+pub mod range;
+mod spool;
+pub mod store;
+
+use std::{path::PathBuf, time::Duration};
+
+use bytes::Bytes;
+use futures_util::Stream;
+pub use net::{IpRange, is_internal};
+use tokio::sync::Notify;
+
+use self::{
+    spool::Spool,
+    store::{ByteStream, MediaStore, original_key},
+};
+use crate::{
+    config::MediaConfig,
+    error::{ApiError, ApiResult, ErrorKind},
+    storage::{
+        Db,
+        media::{MediaRecord, UploadedMedia},
+        now_ms,
+    },
+};
+
+pub struct Media {
+    db: Db,
+    store: MediaStore,
+    config: MediaConfig,
+    server_name: String,
+    /// Uploads are received here before they are checked and stored.
+    spool_dir: PathBuf,
+    /// Woken whenever an async upload completes (downloads may wait for one).
+    uploaded: Notify,
+    /// Reserved ids whose bytes are arriving: a second upload to the same id is refused at
+    /// once instead of overwriting the first one's bytes in the store.
+    arriving: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// What a download sends.
+pub struct Download {
+    pub content_type: String,
+    pub file_name: Option<String>,
+    /// The file's full size.
+    pub size: u64,
+    /// The part sent, inclusive, when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    pub body: ByteStream,
+}
+
+/// The longest a download waits for an async upload to arrive.
+const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(120);
+
+impl Media {
+    pub fn new(db: Db, store: MediaStore, config: MediaConfig, server_name: String, spool_dir: PathBuf) -> Self {
+        Self { db, store, config, server_name, spool_dir, uploaded: Notify::new(), arriving: Default::default() }
+    }
+
+    pub fn config(&self) -> &MediaConfig {
+        &self.config
+    }
+
+    /// POST /_matrix/media/v3/upload: stores the body and returns its `mxc://` URI.
+    pub async fn upload<E: std::fmt::Display>(
+        &self,
+        uploader: &str,
+        declared: Option<&str>,
+        file_name: Option<&str>,
+        body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> ApiResult<String> {
+        let media_id = crate::services::tokens::generate_media_id();
+        let (spool, content_type) = self.receive(declared, file_name, body).await?;
+        let (size, sha256) = (spool.size, spool.sha256.clone());
+        self.keep(spool, &media_id).await?;
+        let record = UploadedMedia {
+            origin: &self.server_name,
+            media_id: &media_id,
+            uploader,
+            content_type: &content_type,
+            file_name,
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256: &sha256,
+        };
+        if let Err(error) = self.db.insert_uploaded_media(&record).await {
+            // Nothing refers to the stored bytes yet: remove them again.
+            let _ = self.store.delete(&original_key(&self.server_name, &media_id)).await;
+            return Err(error.into());
+        }
+        tracing::info!(%uploader, media_id, size = record.size_bytes, "media uploaded");
+        Ok(format!("mxc://{}/{media_id}", self.server_name))
+    }
+
+    /// POST /_matrix/media/v1/create: reserves an id to upload to later.
+    pub async fn create(&self, uploader: &str) -> ApiResult<(String, i64)> {
+        let media_id = crate::services::tokens::generate_media_id();
+        let expires = now_ms() + i64::try_from(self.config.pending_upload_lifetime_ms).unwrap_or(i64::MAX / 2);
+        let max_pending = i64::from(self.config.max_pending_uploads);
+        if !self.db.reserve_media(&self.server_name, &media_id, uploader, expires, max_pending).await? {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded { retry_after_ms: 30_000 },
+                "Too many uploads are pending; finish or abandon one first",
+            ));
+        }
+        Ok((format!("mxc://{}/{media_id}", self.server_name), expires))
+    }
+
+    /// PUT /_matrix/media/v3/upload/{serverName}/{mediaId}: the bytes of a reserved id, once,
+    /// by the user who reserved it.
+    pub async fn upload_reserved<E: std::fmt::Display>(
+        &self,
+        uploader: &str,
+        server_name: &str,
+        media_id: &str,
+        declared: Option<&str>,
+        file_name: Option<&str>,
+        body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> ApiResult<()> {
+        let record = self.local_record(server_name, media_id).await?;
+        if record.uploader.as_deref() != Some(uploader) {
+            return Err(ApiError::forbidden("This media id was reserved by someone else"));
+        }
+        if record.size_bytes.is_some() {
+            return Err(ApiError::new(ErrorKind::CannotOverwriteMedia, "This media already has its content"));
+        }
+        if record.unused_expires_ts.is_some_and(|expires| expires < now_ms()) {
+            return Err(ApiError::not_found("The reservation for this media id has expired"));
+        }
+        if !self.arriving.lock().expect("arriving lock").insert(media_id.to_owned()) {
+            return Err(ApiError::new(ErrorKind::CannotOverwriteMedia, "This media is already being uploaded"));
+        }
+        let result = self.receive_reserved(uploader, media_id, declared, file_name, body).await;
+        self.arriving.lock().expect("arriving lock").remove(media_id);
+        result
+    }
+
+    async fn receive_reserved<E: std::fmt::Display>(
+        &self,
+        uploader: &str,
+        media_id: &str,
+        declared: Option<&str>,
+        file_name: Option<&str>,
+        body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> ApiResult<()> {
+        let (spool, content_type) = self.receive(declared, file_name, body).await?;
+        let (size, sha256) = (spool.size, spool.sha256.clone());
+        self.keep(spool, media_id).await?;
+        let completed = UploadedMedia {
+            origin: &self.server_name,
+            media_id,
+            uploader,
+            content_type: &content_type,
+            file_name,
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256: &sha256,
+        };
+        if !self.db.complete_reserved_media(&completed).await? {
+            // Another request completed it first; its bytes are the ones stored.
+            return Err(ApiError::new(ErrorKind::CannotOverwriteMedia, "This media already has its content"));
+        }
+        self.uploaded.notify_waiters();
+        Ok(())
+    }
+
+    /// Receives and checks an upload: the stored content type is the declared one (the bytes
+    /// were checked to match it).
+    async fn receive<E: std::fmt::Display>(
+        &self,
+        declared: Option<&str>,
+        file_name: Option<&str>,
+        body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> ApiResult<(Spool, String)> {
+        if file_name.is_some_and(|name| name.len() > 255 || name.contains(['/', '\\', '\0'])) {
+            return Err(ApiError::invalid_param("filename may not contain slashes and is at most 255 bytes"));
+        }
+        let declared = declared.filter(|t| !t.trim().is_empty()).unwrap_or("application/octet-stream").to_owned();
+        if !checks::allowed(&self.config, &declared) {
+            return Err(ApiError::new(
+                ErrorKind::Unknown,
+                format!("Files of type {} may not be uploaded", checks::essence(&declared)),
+            ));
+        }
+        let spool = Spool::receive(&self.spool_dir, body, self.config.max_upload_bytes()).await?;
+        let sniffed = spool.sniffed_type();
+        checks::check_upload(&self.config, &declared, file_name, sniffed)
+            .map_err(|reason| ApiError::new(ErrorKind::Unknown, reason))?;
+        let kind = checks::Kind::of(checks::effective_type(&declared, sniffed));
+        if spool.size > kind.limit(&self.config) {
+            return Err(ApiError::new(
+                ErrorKind::TooLarge,
+                format!("{kind:?} uploads may not exceed {} bytes", kind.limit(&self.config)),
+            ));
+        }
+        Ok((spool, declared))
+    }
+
+    /// Moves a checked upload into the store.
+    async fn keep(&self, spool: Spool, media_id: &str) -> ApiResult<()> {
+        self.store
+            .put_file(&original_key(&self.server_name, media_id), spool.path())
+            .await
+            .map_err(ApiError::internal)?;
+        spool.handed_on();
+        Ok(())
+    }
+
+    /// A local media record, or 404.
+    async fn local_record(&self, server_name: &str, media_id: &str) -> ApiResult<MediaRecord> {
+        if ruma::ServerName::parse(server_name).is_err() || !checks::valid_media_id(media_id) {
+            return Err(ApiError::not_found("Unknown media"));
+        }
+        if server_name != self.server_name {
+            // Remote media arrives with federation.
+            return Err(ApiError::not_found("Media from other servers is not available yet"));
+        }
+        self.db.media(server_name, media_id).await?.ok_or_else(|| ApiError::not_found("Unknown media"))
+    }
+
+    /// A servable record, waiting up to `timeout` for an async upload still on its way.
+    async fn servable(
+        &self,
+        server_name: &str,
+        media_id: &str,
+        timeout: Duration,
+        legacy: bool,
+    ) -> ApiResult<MediaRecord> {
+        if legacy && !self.config.legacy_unauthenticated_downloads {
+            // Spec v1.11: the unauthenticated endpoints are frozen.
+            return Err(ApiError::not_found(
+                "Unknown media (use the authenticated /_matrix/client/v1/media endpoints)",
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + timeout.min(MAX_UPLOAD_WAIT);
+        loop {
+            let waiting = self.uploaded.notified();
+            let record = self.local_record(server_name, media_id).await?;
+            if record.quarantined || record.deleted_ts.is_some() {
+                return Err(ApiError::not_found("This media is no longer available"));
+            }
+            if record.size_bytes.is_some() {
+                return Ok(record);
+            }
+            if tokio::time::timeout_at(deadline, waiting).await.is_err() {
+                return Err(ApiError::new(ErrorKind::NotYetUploaded, "The content has not been uploaded yet"));
+            }
+        }
+    }
+
+    /// GET …/download/{serverName}/{mediaId}: the file, or the asked-for range of it.
+    pub async fn download(
+        &self,
+        server_name: &str,
+        media_id: &str,
+        range: Option<&str>,
+        timeout: Duration,
+        legacy: bool,
+    ) -> ApiResult<Download> {
+        let record = self.servable(server_name, media_id, timeout, legacy).await?;
+        let size = u64::try_from(record.size_bytes.unwrap_or(0)).unwrap_or(0);
+        let range = range::parse(range, size)
+            .map_err(|_| ApiError::new(ErrorKind::RangeNotSatisfiable, format!("The file has {size} bytes")))?;
+        let (start, len) = match range {
+            Some((first, last)) => (first, last - first + 1),
+            None => (0, size),
+        };
+        let body = self
+            .store
+            .read(&original_key(&record.origin, &record.media_id), start, len)
+            .await
+            .map_err(ApiError::internal)?;
+        let db = self.db.clone();
+        let (origin, id) = (record.origin.clone(), record.media_id.clone());
+        tokio::spawn(async move {
+            let _ = db.touch_media(&origin, &id).await;
+        });
+        Ok(Download { content_type: record.content_type, file_name: record.file_name, size, range, body })
+    }
+}
