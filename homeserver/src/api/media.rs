@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::{
     api::extract::{AuthUser, MatrixPath, MatrixQuery},
     error::{ApiError, ApiResult},
-    services::media::{Download, checks::content_disposition},
+    services::media::{Download, checks::content_disposition, thumbnail::Method},
     state::AppState,
 };
 
@@ -29,11 +29,13 @@ pub fn routes() -> Router<AppState> {
         .route("/upload/{server_name}/{media_id}", put(upload_reserved))
         .route("/config", get(config))
         .route("/download/{server_name}/{media_id}", get(legacy_download))
-        .route("/download/{server_name}/{media_id}/{file_name}", get(legacy_download_named));
+        .route("/download/{server_name}/{media_id}/{file_name}", get(legacy_download_named))
+        .route("/thumbnail/{server_name}/{media_id}", get(legacy_thumbnail));
     let authenticated = Router::new()
         .route("/config", get(config))
         .route("/download/{server_name}/{media_id}", get(download))
-        .route("/download/{server_name}/{media_id}/{file_name}", get(download_named));
+        .route("/download/{server_name}/{media_id}/{file_name}", get(download_named))
+        .route("/thumbnail/{server_name}/{media_id}", get(thumbnail));
     Router::new()
         .nest("/_matrix/media/v3", legacy.clone())
         .nest("/_matrix/media/r0", legacy)
@@ -202,4 +204,62 @@ async fn legacy_download_named(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     serve(&state, (&server_name, &media_id, Some(&file_name)), &query, &headers, true).await
+}
+
+#[derive(Deserialize)]
+struct ThumbnailQuery {
+    width: Option<String>,
+    height: Option<String>,
+    method: Option<String>,
+    animated: Option<String>,
+    timeout_ms: Option<String>,
+}
+
+async fn serve_thumbnail(
+    state: &AppState,
+    (server_name, media_id): (&str, &str),
+    query: ThumbnailQuery,
+    legacy: bool,
+) -> ApiResult<Response> {
+    let dimension = |value: Option<&str>, name: &str| -> ApiResult<u32> {
+        let value = value.ok_or_else(|| ApiError::missing_param(format!("'{name}' is required")))?;
+        match value.parse::<u32>() {
+            Ok(n) if (1..=4096).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid_param(format!("{name} must be a number of pixels from 1 to 4096"))),
+        }
+    };
+    let width = dimension(query.width.as_deref(), "width")?;
+    let height = dimension(query.height.as_deref(), "height")?;
+    let method = match query.method.as_deref() {
+        None => Method::Scale,
+        Some(method) => Method::parse(method).ok_or_else(|| ApiError::invalid_param("method must be crop or scale"))?,
+    };
+    let animated = match query.animated.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::invalid_param("animated must be true or false")),
+    };
+    let timeout = wait(&DownloadQuery { timeout_ms: query.timeout_ms })?;
+    let thumbnail =
+        state.media.thumbnail(server_name, media_id, width, height, method, animated, timeout, legacy).await?;
+    Ok(media_response(thumbnail, None, !legacy))
+}
+
+/// GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}
+async fn thumbnail(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    MatrixPath((server_name, media_id)): MatrixPath<(String, String)>,
+    MatrixQuery(query): MatrixQuery<ThumbnailQuery>,
+) -> ApiResult<Response> {
+    serve_thumbnail(&state, (&server_name, &media_id), query, false).await
+}
+
+/// GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId} (deprecated, unauthenticated)
+async fn legacy_thumbnail(
+    State(state): State<AppState>,
+    MatrixPath((server_name, media_id)): MatrixPath<(String, String)>,
+    MatrixQuery(query): MatrixQuery<ThumbnailQuery>,
+) -> ApiResult<Response> {
+    serve_thumbnail(&state, (&server_name, &media_id), query, true).await
 }

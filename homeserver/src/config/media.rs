@@ -33,6 +33,9 @@ pub struct MediaConfig {
     pub thumbnail_sizes: Vec<ThumbnailSize>,
     /// Images with more pixels than this are stored but not thumbnailed.
     pub max_thumbnail_source_pixels: u64,
+    /// The `ffmpeg` program that takes the first frame of videos for their thumbnails; videos
+    /// get no thumbnail when it cannot be run.
+    pub ffmpeg_path: String,
     /// Serve media through the deprecated unauthenticated `/_matrix/media/v3/download` and
     /// `/thumbnail` endpoints (spec v1.11 asks servers to "freeze" them; Synapse does).
     pub legacy_unauthenticated_downloads: bool,
@@ -148,6 +151,7 @@ impl Default for MediaConfig {
                 size(800, 600, "scale"),
             ],
             max_thumbnail_source_pixels: 32_000_000,
+            ffmpeg_path: "ffmpeg".into(),
             legacy_unauthenticated_downloads: false,
             redacted_grace_period_ms: 48 * 3600 * 1000,
             local_retention_ms: 0,

@@ -24,3 +24,4 @@ mod relations;
 mod rooms;
 mod search;
 mod sync;
+mod thumbnails;

@@ -7,6 +7,8 @@ mod net;
 pub mod range;
 mod spool;
 pub mod store;
+pub mod thumbnail;
+mod video;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -41,6 +43,11 @@ pub struct Media {
     /// Reserved ids whose bytes are arriving: a second upload to the same id is refused at
     /// once instead of overwriting the first one's bytes in the store.
     arriving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Thumbnails made at once: decoding a 12-megapixel photo takes ~40 MB, so this bounds
+    /// memory and leaves CPU for everything else.
+    thumbnailing: tokio::sync::Semaphore,
+    /// Whether `ffmpeg` is installed (video thumbnails need it).
+    ffmpeg: bool,
 }
 
 /// What a download sends.
@@ -59,7 +66,21 @@ const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(120);
 
 impl Media {
     pub fn new(db: Db, store: MediaStore, config: MediaConfig, server_name: String, spool_dir: PathBuf) -> Self {
-        Self { db, store, config, server_name, spool_dir, uploaded: Notify::new(), arriving: Default::default() }
+        let ffmpeg = video::ffmpeg_available(&config.ffmpeg_path);
+        if !ffmpeg {
+            tracing::info!("ffmpeg is not installed: videos get no thumbnails");
+        }
+        Self {
+            db,
+            store,
+            config,
+            server_name,
+            spool_dir,
+            uploaded: Notify::new(),
+            arriving: Default::default(),
+            thumbnailing: tokio::sync::Semaphore::new(2),
+            ffmpeg,
+        }
     }
 
     pub fn config(&self) -> &MediaConfig {
@@ -279,5 +300,101 @@ impl Media {
             let _ = db.touch_media(&origin, &id).await;
         });
         Ok(Download { content_type: record.content_type, file_name: record.file_name, size, range, body })
+    }
+}
+
+impl Media {
+    /// GET …/thumbnail/{serverName}/{mediaId}: a stored thumbnail of the size asked for (or
+    /// the next configured size up), made on first request; the original when it is no larger
+    /// than asked.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn thumbnail(
+        &self,
+        server_name: &str,
+        media_id: &str,
+        width: u32,
+        height: u32,
+        method: thumbnail::Method,
+        animated: bool,
+        timeout: Duration,
+        legacy: bool,
+    ) -> ApiResult<Download> {
+        let record = self.servable(server_name, media_id, timeout, legacy).await?;
+        let kind = checks::Kind::of(&record.content_type);
+        let video = kind == checks::Kind::Video;
+        if kind != checks::Kind::Image && !video {
+            return Err(ApiError::not_found("Only images and videos have thumbnails"));
+        }
+        if video && !self.ffmpeg {
+            return Err(ApiError::not_found("No thumbnail: video thumbnails need ffmpeg on the server"));
+        }
+        let (width, height) = thumbnail::choose_size(&self.config.thumbnail_sizes, width, height, method);
+        // Only GIFs are thumbnailed into animations; everything else gives a still.
+        let animated = animated && checks::essence(&record.content_type) == "image/gif";
+        let key = store::thumbnail_key(&record.origin, &record.media_id, width, height, method.as_str(), animated);
+        let stored = self.db.thumbnails(&record.origin, &record.media_id).await?;
+        if let Some(existing) = stored.iter().find(|t| {
+            t.width == i64::from(width)
+                && t.height == i64::from(height)
+                && t.method == method.as_str()
+                && t.animated == animated
+        }) {
+            let size = u64::try_from(existing.size_bytes).unwrap_or(0);
+            let body = self.store.read(&key, 0, size).await.map_err(ApiError::internal)?;
+            return Ok(Download {
+                content_type: existing.content_type.clone(),
+                file_name: None,
+                size,
+                range: None,
+                body,
+            });
+        }
+
+        let _permit = self.thumbnailing.acquire().await.map_err(ApiError::internal)?;
+        let size = u64::try_from(record.size_bytes.unwrap_or(0)).unwrap_or(0);
+        let original_key = original_key(&record.origin, &record.media_id);
+        let source = if video {
+            let frame =
+                video::first_frame(&self.config.ffmpeg_path, &self.store, &original_key, size, &self.spool_dir).await;
+            frame.ok_or_else(|| ApiError::not_found("No thumbnail: the video's first frame could not be read"))?
+        } else {
+            self.store.read_all(&original_key, size).await.map_err(ApiError::internal)?
+        };
+        let max_pixels = self.config.max_thumbnail_source_pixels;
+        let made =
+            tokio::task::spawn_blocking(move || thumbnail::make(&source, width, height, method, animated, max_pixels))
+                .await
+                .map_err(ApiError::internal)?;
+        let made = match made {
+            Ok(made) => made,
+            Err(thumbnail::ThumbnailError::UseOriginal) if !video => {
+                let body = self.store.read(&original_key, 0, size).await.map_err(ApiError::internal)?;
+                return Ok(Download { content_type: record.content_type, file_name: None, size, range: None, body });
+            }
+            Err(thumbnail::ThumbnailError::TooManyPixels(pixels)) => {
+                return Err(ApiError::new(
+                    ErrorKind::TooLarge,
+                    format!("The image has too many pixels ({pixels}) to thumbnail"),
+                ));
+            }
+            Err(error) => {
+                tracing::debug!(%error, media_id, "no thumbnail");
+                return Err(ApiError::not_found("No thumbnail is available for this media"));
+            }
+        };
+        let bytes = Bytes::from(made.bytes);
+        self.store.put_bytes(&key, bytes.clone()).await.map_err(ApiError::internal)?;
+        let record_row = crate::storage::media::ThumbnailRecord {
+            width: i64::from(width),
+            height: i64::from(height),
+            method: method.as_str().to_owned(),
+            animated,
+            content_type: made.content_type.to_owned(),
+            size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+        };
+        self.db.insert_thumbnail(&record.origin, &record.media_id, &record_row).await?;
+        let size = bytes.len() as u64;
+        let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(bytes) }));
+        Ok(Download { content_type: made.content_type.to_owned(), file_name: None, size, range: None, body })
     }
 }
