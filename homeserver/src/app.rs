@@ -19,7 +19,7 @@ use crate::{
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         login_backoff::LoginBackoff,
         media::{
-            Media,
+            Media, S3Store,
             store::{LocalStore, MediaStore},
         },
         passwords::Passwords,
@@ -87,7 +87,7 @@ impl App {
         let media_root = config.media.path.clone().unwrap_or_else(|| config.data_dir.join("media"));
         let media_store = match config.media.backend {
             MediaBackend::Local => MediaStore::Local(LocalStore::new(media_root.clone())),
-            MediaBackend::S3 => anyhow::bail!("media.backend = \"s3\" is not available in this build yet"),
+            MediaBackend::S3 => MediaStore::S3(S3Store::connect(&config.media.s3).await?),
         };
         let media = Arc::new(Media::new(
             db.clone(),

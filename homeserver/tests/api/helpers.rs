@@ -33,6 +33,43 @@ macro_rules! both_backends {
     };
 }
 
+/// Where media bytes go: the local directory or an S3 bucket (moto's server on loopback,
+/// started by scripts/test and named by HEARTH_TEST_S3_URL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)]
+pub enum Storage {
+    Local,
+    S3,
+}
+
+/// Runs each listed `async fn name(backend: Backend, storage: Storage)` four times: on SQLite
+/// and PostgreSQL, each with local and S3 media storage.
+macro_rules! media_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::helpers::{Backend, Storage};
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_local() {
+                    super::$name(Backend::Sqlite, Storage::Local).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_s3() {
+                    super::$name(Backend::Sqlite, Storage::S3).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_local() {
+                    super::$name(Backend::Postgres, Storage::Local).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_s3() {
+                    super::$name(Backend::Postgres, Storage::S3).await
+                }
+            }
+        )*
+    };
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -107,6 +144,46 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     config.auth.argon2_iterations = 1;
     config.rate_limits.enabled = false;
     config
+}
+
+/// The S3-compatible test server, or None (after printing why) when there is none.
+fn s3_url() -> Option<String> {
+    match std::env::var("HEARTH_TEST_S3_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("HEARTH_TEST_REQUIRE_S3").is_ok_and(|v| v == "1") {
+                panic!("an S3 server is required (HEARTH_TEST_REQUIRE_S3=1) but HEARTH_TEST_S3_URL is not set");
+            }
+            eprintln!("SKIP S3 media tests: HEARTH_TEST_S3_URL is not set (scripts/test starts moto)");
+            None
+        }
+    }
+}
+
+/// Starts a server whose media go to `storage` (a fresh bucket for S3).
+#[allow(dead_code)]
+pub async fn spawn_app_on(backend: Backend, storage: Storage, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    match storage {
+        Storage::Local => spawn_app_with(backend, tweak).await,
+        Storage::S3 => {
+            let url = s3_url()?;
+            let bucket = format!("hearth-test-{}", hearth::services::tokens::generate_session_id().to_lowercase());
+            let created =
+                reqwest::Client::new().put(format!("{url}/{bucket}")).send().await.expect("S3 server answers");
+            assert!(created.status().is_success(), "cannot create bucket {bucket}: {}", created.status());
+            spawn_app_with(backend, |config| {
+                config.media.backend = hearth::config::MediaBackend::S3;
+                config.media.s3.bucket = bucket;
+                config.media.s3.endpoint = url;
+                config.media.s3.path_style = true;
+                config.media.s3.access_key_id = Secret::new("test");
+                config.media.s3.secret_access_key = Secret::new("test");
+                config.media.s3.prefix = "media/".into();
+                tweak(config);
+            })
+            .await
+        }
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {

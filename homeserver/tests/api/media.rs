@@ -5,9 +5,9 @@
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Session, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, Session, Storage, TestApp, assert_error, spawn_app_on};
 
-both_backends!(
+media_backends!(
     uploads_download_byte_for_byte_with_the_specs_headers,
     refused_uploads_say_why_and_leave_nothing_behind,
     async_uploads_arrive_once_by_their_reserver,
@@ -68,8 +68,8 @@ async fn download(app: &TestApp, token: Option<&str>, path: &str, range: Option<
     request.send().await.unwrap()
 }
 
-async fn uploads_download_byte_for_byte_with_the_specs_headers(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+async fn uploads_download_byte_for_byte_with_the_specs_headers(backend: Backend, storage: Storage) {
+    let Some(app) = spawn_app_on(backend, storage, |_| {}).await else { return };
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let picture = png(64, 48);
@@ -88,6 +88,8 @@ async fn uploads_download_byte_for_byte_with_the_specs_headers(backend: Backend)
     assert_eq!(headers["cross-origin-resource-policy"], "cross-origin");
     assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
     assert_eq!(response.bytes().await.unwrap().to_vec(), picture, "the same bytes");
+    let on_disk = app.data_dir().join("media/localhost").exists();
+    assert_eq!(on_disk, storage == Storage::Local, "the bytes are in the configured store");
 
     // A name in the path wins; a document is an attachment.
     let (_, text) = upload(&app, &alice, "text/plain", Some("notes.txt"), b"remember the milk".to_vec()).await;
@@ -115,8 +117,10 @@ fn leftover_uploads(app: &TestApp) -> usize {
     std::fs::read_dir(app.data_dir().join("media/incoming")).map(|dir| dir.count()).unwrap_or(0)
 }
 
-async fn refused_uploads_say_why_and_leave_nothing_behind(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |config| config.media.max_image_bytes = 10_000).await else { return };
+async fn refused_uploads_say_why_and_leave_nothing_behind(backend: Backend, storage: Storage) {
+    let Some(app) = spawn_app_on(backend, storage, |config| config.media.max_image_bytes = 10_000).await else {
+        return;
+    };
     let alice = app.register("alice").await;
     let refusals = [
         ("image/png", Some("cat.png"), b"<html><script>alert(1)</script></html>".to_vec(), "M_UNKNOWN"),
@@ -138,8 +142,8 @@ async fn refused_uploads_say_why_and_leave_nothing_behind(backend: Backend) {
     assert_error(&response, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
 }
 
-async fn async_uploads_arrive_once_by_their_reserver(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |config| config.media.max_pending_uploads = 2).await else { return };
+async fn async_uploads_arrive_once_by_their_reserver(backend: Backend, storage: Storage) {
+    let Some(app) = spawn_app_on(backend, storage, |config| config.media.max_pending_uploads = 2).await else { return };
     let alice = app.register("alice").await;
     let eve = app.register("eve").await;
     let (status, created) = app.post("/_matrix/media/v1/create", Some(&alice.token), json!({})).await;
@@ -188,8 +192,8 @@ async fn async_uploads_arrive_once_by_their_reserver(backend: Backend) {
     assert_error(&too_many, StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED");
 }
 
-async fn downloads_need_a_token_and_a_real_media_id(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+async fn downloads_need_a_token_and_a_real_media_id(backend: Backend, storage: Storage) {
+    let Some(app) = spawn_app_on(backend, storage, |_| {}).await else { return };
     let alice = app.register("alice").await;
     let (_, body) = upload(&app, &alice, "image/png", None, png(16, 16)).await;
     let id = media_path(body["content_uri"].as_str().unwrap());
@@ -211,7 +215,8 @@ async fn downloads_need_a_token_and_a_real_media_id(backend: Backend) {
     assert_eq!(unauthenticated_upload.status(), StatusCode::UNAUTHORIZED);
 
     // With the legacy endpoints unfrozen they serve the same bytes without a token.
-    let Some(open) = spawn_app_with(backend, |config| config.media.legacy_unauthenticated_downloads = true).await
+    let Some(open) =
+        spawn_app_on(backend, storage, |config| config.media.legacy_unauthenticated_downloads = true).await
     else {
         return;
     };

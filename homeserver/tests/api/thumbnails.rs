@@ -6,11 +6,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::{
-    helpers::{Backend, Session, TestApp, spawn_app, spawn_app_with},
+    helpers::{Backend, Session, Storage, TestApp, spawn_app_on},
     media::{png, upload},
 };
 
-both_backends!(images_get_crop_and_scale_thumbnails, animations_videos_and_other_files);
+media_backends!(images_get_crop_and_scale_thumbnails, animations_videos_and_other_files);
 
 async fn thumbnail(app: &TestApp, user: &Session, uri: &str, query: &str) -> reqwest::Response {
     let path = uri.strip_prefix("mxc://").unwrap();
@@ -26,8 +26,8 @@ fn decoded(bytes: &[u8]) -> image::DynamicImage {
     image::load_from_memory(bytes).unwrap()
 }
 
-async fn images_get_crop_and_scale_thumbnails(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+async fn images_get_crop_and_scale_thumbnails(backend: Backend, storage: Storage) {
+    let Some(app) = spawn_app_on(backend, storage, |_| {}).await else { return };
     let alice = app.register("alice").await;
     let (_, body) = upload(&app, &alice, "image/png", Some("wide.png"), png(640, 320)).await;
     let uri = body["content_uri"].as_str().unwrap().to_owned();
@@ -127,8 +127,8 @@ pub fn mp4() -> Option<Vec<u8>> {
     status.success().then(|| std::fs::read(path).unwrap())
 }
 
-async fn animations_videos_and_other_files(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+async fn animations_videos_and_other_files(backend: Backend, storage: Storage) {
+    let Some(app) = spawn_app_on(backend, storage, |_| {}).await else { return };
     let alice = app.register("alice").await;
     let (_, body) = upload(&app, &alice, "image/gif", Some("dance.gif"), animated_gif()).await;
     let uri = body["content_uri"].as_str().unwrap().to_owned();
@@ -151,7 +151,7 @@ async fn animations_videos_and_other_files(backend: Backend) {
             assert_eq!(image::GenericImageView::dimensions(&decoded(&frame.bytes().await.unwrap())), (96, 96));
             // Without ffmpeg the answer is a clear 404, not an error.
             let Some(bare) =
-                spawn_app_with(backend, |config| config.media.ffmpeg_path = "/nonexistent/ffmpeg".into()).await
+                spawn_app_on(backend, storage, |config| config.media.ffmpeg_path = "/nonexistent/ffmpeg".into()).await
             else {
                 return;
             };

@@ -5,6 +5,7 @@
 pub mod checks;
 mod net;
 pub mod range;
+mod s3;
 mod spool;
 pub mod store;
 pub mod thumbnail;
@@ -15,6 +16,7 @@ use std::{path::PathBuf, time::Duration};
 use bytes::Bytes;
 use futures_util::Stream;
 pub use net::{IpRange, is_internal};
+pub use s3::S3Store;
 use tokio::sync::Notify;
 
 use self::{

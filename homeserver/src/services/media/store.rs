@@ -12,11 +12,14 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::s3::S3Store;
+
 /// A body being read from the store.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 pub enum MediaStore {
     Local(LocalStore),
+    S3(S3Store),
 }
 
 /// The key of an original file.
@@ -38,12 +41,14 @@ impl MediaStore {
     pub async fn put_file(&self, key: &str, source: &Path) -> io::Result<()> {
         match self {
             MediaStore::Local(local) => local.put_file(key, source).await,
+            MediaStore::S3(s3) => s3.put_file(key, source).await,
         }
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> io::Result<()> {
         match self {
             MediaStore::Local(local) => local.put_bytes(key, bytes).await,
+            MediaStore::S3(s3) => s3.put_bytes(key, bytes).await,
         }
     }
 
@@ -51,6 +56,7 @@ impl MediaStore {
     pub async fn read(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
         match self {
             MediaStore::Local(local) => local.read(key, start, len).await,
+            MediaStore::S3(s3) => s3.read(key, start, len).await,
         }
     }
 
@@ -68,6 +74,7 @@ impl MediaStore {
     pub async fn delete(&self, key: &str) -> io::Result<()> {
         match self {
             MediaStore::Local(local) => local.delete(key).await,
+            MediaStore::S3(s3) => s3.delete(key).await,
         }
     }
 }
