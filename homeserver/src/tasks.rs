@@ -1,4 +1,5 @@
-//! Background tasks and the one shutdown signal every task and listener obeys.
+//! Background tasks (SQLite checkpoints, media cleanup, rate-limit pruning) and the one
+//! shutdown signal every task and listener obeys.
 
 use std::time::Duration;
 
@@ -69,6 +70,22 @@ pub fn spawn_background_tasks(state: AppState, shutdown: Shutdown) {
                 _ = tick.tick() => {
                     if let Err(error) = db.checkpoint().await {
                         tracing::warn!(%error, "WAL checkpoint failed");
+                    }
+                }
+                () = stopping.wait() => break,
+            }
+        }
+    });
+    let (media, stopping) = (state.media.clone(), shutdown.clone());
+    let every = Duration::from_millis(state.config.media.cleanup_interval_ms.max(10));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(error) = media.cleanup().await {
+                        tracing::warn!(?error, "media cleanup failed");
                     }
                 }
                 () = stopping.wait() => break,

@@ -2,6 +2,7 @@
 //! thin: extract, call one service function, map the result. `client/` mirrors the spec's
 //! Client-Server API modules.
 
+mod admin;
 pub mod client;
 pub mod extract;
 mod fallback;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/_matrix/client/r0", client)
         .merge(client::versionless_routes())
         .merge(media::routes())
+        .merge(admin::routes())
         .merge(well_known::routes())
         .merge(health::routes())
         .fallback(fallback::unrecognized)

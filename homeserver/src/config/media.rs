@@ -45,6 +45,8 @@ pub struct MediaConfig {
     pub local_retention_ms: u64,
     /// Delete cached remote media unused for this long; 0 keeps it forever.
     pub remote_retention_ms: u64,
+    /// How often the bytes of deleted, expired and unused media are looked for and removed.
+    pub cleanup_interval_ms: u64,
     /// Async uploads (`POST /create`): how many may be pending per user, and for how long.
     pub max_pending_uploads: u32,
     pub pending_upload_lifetime_ms: u64,
@@ -156,6 +158,7 @@ impl Default for MediaConfig {
             redacted_grace_period_ms: 48 * 3600 * 1000,
             local_retention_ms: 0,
             remote_retention_ms: 90 * 24 * 3600 * 1000,
+            cleanup_interval_ms: 60_000,
             max_pending_uploads: 5,
             pending_upload_lifetime_ms: 24 * 3600 * 1000,
             url_preview: UrlPreviewConfig::default(),

@@ -31,7 +31,16 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub presence: PresenceConfig,
     pub media: MediaConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+/// `[admin]`: who may use the admin API (`/_hearth/admin/v1`, what `hearthctl` drives).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// User ids with admin rights (besides accounts marked admin in the database).
+    pub users: Vec<String>,
 }
 
 pub use media::{MediaBackend, MediaConfig, S3Config, ThumbnailSize, UrlPreviewConfig};
@@ -171,6 +180,7 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
+            admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -291,6 +301,9 @@ impl Config {
             return Err(ConfigError("database.url: must start with sqlite: or postgres://".into()));
         }
         self.media.validate().map_err(ConfigError)?;
+        if let Some(bad) = self.admin.users.iter().find(|user| ruma::UserId::parse(user.as_str()).is_err()) {
+            return Err(ConfigError(format!("admin.users: {bad:?} is not a user id")));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError("database.max_connections: must be at least 1".into()));
         }

@@ -39,11 +39,13 @@ const MAX_DISPLAYNAME_BYTES: usize = 256;
 
 pub struct Profiles {
     db: Db,
+    /// Member events carry the profile into rooms.
+    rooms: std::sync::Arc<crate::services::rooms::Rooms>,
 }
 
 impl Profiles {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, rooms: std::sync::Arc<crate::services::rooms::Rooms>) -> Self {
+        Self { db, rooms }
     }
 
     /// A local user's profile; M_NOT_FOUND for unknown users. Remote profiles arrive with
@@ -79,9 +81,12 @@ impl Profiles {
                     return Err(ApiError::invalid_param("avatar_url must be an mxc:// URI"));
                 }
                 self.db.set_avatar_url(requester, value).await?;
+                // The avatar keeps its media from being removed while it is in use.
+                let media = value.and_then(crate::services::media::refs::parse_mxc);
+                self.db.set_profile_media(requester, media.as_ref().map(|(o, m)| (o.as_str(), m.as_str()))).await?;
             }
         }
-        Ok(())
+        self.rooms.refresh_profile(requester).await
     }
 }
 

@@ -16,6 +16,8 @@ pub struct MediaRecord {
     pub unused_expires_ts: Option<i64>,
     pub quarantined: bool,
     pub deleted_ts: Option<i64>,
+    /// The bytes are gone from the store.
+    pub purged: bool,
 }
 
 impl MediaRecord {
@@ -37,9 +39,9 @@ pub struct ThumbnailRecord {
 }
 
 type MediaRow =
-    (String, String, Option<String>, String, Option<String>, Option<i64>, i64, Option<i64>, i64, Option<i64>);
+    (String, String, Option<String>, String, Option<String>, Option<i64>, i64, Option<i64>, i64, Option<i64>, i64);
 
-const MEDIA_COLUMNS: &str = "origin, media_id, uploader, content_type, file_name, size_bytes, created_ts, unused_expires_ts, quarantined, deleted_ts";
+const MEDIA_COLUMNS: &str = "origin, media_id, uploader, content_type, file_name, size_bytes, created_ts, unused_expires_ts, quarantined, deleted_ts, purged";
 
 fn to_record(row: MediaRow) -> MediaRecord {
     let (
@@ -53,6 +55,7 @@ fn to_record(row: MediaRow) -> MediaRecord {
         unused_expires_ts,
         quarantined,
         deleted_ts,
+        purged,
     ) = row;
     MediaRecord {
         origin,
@@ -65,6 +68,7 @@ fn to_record(row: MediaRow) -> MediaRecord {
         unused_expires_ts,
         quarantined: quarantined != 0,
         deleted_ts,
+        purged: purged != 0,
     }
 }
 
@@ -220,5 +224,121 @@ impl Db {
             Err(error) if Backend::is_unique_violation(&error) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// Drops what `holder` (an event or `profile:<user>`) refers to, and marks the media nothing
+/// refers to any more as deleted at `now` (unreachable at once; the bytes go after the grace
+/// period). Runs inside the transaction that removes the holder.
+pub(super) async fn release_references(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    holder: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    let released: Vec<(String, String)> =
+        sqlx::query_as("DELETE FROM media_references WHERE holder = $1 RETURNING origin, media_id")
+            .bind(holder)
+            .fetch_all(&mut **tx)
+            .await?;
+    for (origin, media_id) in released {
+        sqlx::query(
+            "UPDATE media SET deleted_ts = $1 WHERE origin = $2 AND media_id = $3 AND deleted_ts IS NULL
+             AND NOT EXISTS (SELECT 1 FROM media_references r WHERE r.origin = $2 AND r.media_id = $3)",
+        )
+        .bind(now)
+        .bind(&origin)
+        .bind(&media_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// A user's avatar is a reference too: the new one replaces the old (which is not deleted:
+    /// nothing was redacted, and the user may pick it again).
+    pub async fn set_profile_media(&self, user_id: &str, avatar: Option<(&str, &str)>) -> sqlx::Result<()> {
+        let holder = format!("profile:{user_id}");
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM media_references WHERE holder = $1").bind(&holder).execute(&mut *tx).await?;
+        if let Some((origin, media_id)) = avatar {
+            sqlx::query("INSERT INTO media_references (origin, media_id, holder) VALUES ($1, $2, $3)")
+                .bind(origin)
+                .bind(media_id)
+                .bind(&holder)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Admin: quarantine (unreachable, bytes kept for review) or delete (unreachable, bytes go
+    /// after the grace period). False when the media is unknown.
+    pub async fn set_media_state(
+        &self,
+        origin: &str,
+        media_id: &str,
+        quarantined: bool,
+        deleted: bool,
+    ) -> sqlx::Result<bool> {
+        let result = sqlx::query(
+            "UPDATE media SET quarantined = $1, deleted_ts = CASE WHEN $2 = 1 THEN COALESCE(deleted_ts, $3) ELSE deleted_ts END
+             WHERE origin = $4 AND media_id = $5",
+        )
+        .bind(i64::from(quarantined))
+        .bind(i64::from(deleted))
+        .bind(now_ms())
+        .bind(origin)
+        .bind(media_id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Media whose bytes may go, at most `limit`: deleted before `deleted_before`; async
+    /// reservations that expired unused; and (when `unused_before` is set) local media nothing
+    /// refers to and nobody downloaded since then.
+    pub async fn media_to_purge(
+        &self,
+        deleted_before: i64,
+        unused_before: Option<i64>,
+        local_origin: &str,
+        limit: i64,
+    ) -> sqlx::Result<Vec<(String, String)>> {
+        sqlx::query_as(
+            "SELECT origin, media_id FROM media WHERE purged = 0 AND (
+                 (deleted_ts IS NOT NULL AND deleted_ts < $1)
+                 OR (size_bytes IS NULL AND unused_expires_ts < $5)
+                 OR ($2 > 0 AND origin = $3 AND size_bytes IS NOT NULL AND COALESCE(last_access_ts, uploaded_ts) < $2
+                     AND NOT EXISTS (SELECT 1 FROM media_references r WHERE r.origin = media.origin AND r.media_id = media.media_id)))
+             LIMIT $4",
+        )
+        .bind(deleted_before)
+        .bind(unused_before.unwrap_or(0))
+        .bind(local_origin)
+        .bind(limit)
+        .bind(now_ms())
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// The bytes are gone: the record stays (the id is never reused), marked deleted and purged,
+    /// and its thumbnails are forgotten.
+    pub async fn mark_media_purged(&self, origin: &str, media_id: &str) -> sqlx::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE media SET purged = 1, deleted_ts = COALESCE(deleted_ts, $1) WHERE origin = $2 AND media_id = $3",
+        )
+        .bind(now_ms())
+        .bind(origin)
+        .bind(media_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM media_thumbnails WHERE origin = $1 AND media_id = $2")
+            .bind(origin)
+            .bind(media_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 }

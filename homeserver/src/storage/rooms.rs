@@ -51,6 +51,8 @@ pub struct EventToPersist<'a> {
     pub redacts: Option<&'a str>,
     /// (user, device, txn id) of a client send, for idempotency.
     pub transaction: Option<(&'a str, &'a str, &'a str)>,
+    /// The media the content refers to: (origin, media id).
+    pub media: &'a [(String, String)],
 }
 
 /// A user's membership of a room.
@@ -385,9 +387,22 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        for (origin, media_id) in event.media {
+            sqlx::query(
+                "INSERT INTO media_references (origin, media_id, holder, room_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(origin)
+            .bind(media_id)
+            .bind(event.event_id)
+            .bind(event.room_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(redacted) = event.redacts {
-            // A redacted event loses its text and its m.relates_to: unsearchable, no relation.
+            // A redacted event loses its text and its m.relates_to: unsearchable, no relation;
+            // and its media, unless something else still uses it, becomes unreachable.
             self.unindex_for_search(&mut tx, redacted).await?;
+            super::media::release_references(&mut tx, redacted, now_ms()).await?;
             sqlx::query("DELETE FROM event_relations WHERE event_id = $1 AND room_id = $2")
                 .bind(redacted)
                 .bind(event.room_id)

@@ -16,6 +16,7 @@ mod history;
 mod hostile_input;
 mod login;
 mod media;
+mod media_lifecycle;
 mod operations;
 mod profile;
 mod push;

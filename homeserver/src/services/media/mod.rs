@@ -5,6 +5,7 @@
 pub mod checks;
 mod net;
 pub mod range;
+pub mod refs;
 mod s3;
 mod spool;
 pub mod store;
@@ -398,5 +399,53 @@ impl Media {
         let size = bytes.len() as u64;
         let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(bytes) }));
         Ok(Download { content_type: made.content_type.to_owned(), file_name: None, size, range: None, body })
+    }
+}
+
+impl Media {
+    /// Removes the bytes of media that may go (deleted and past the grace period, expired
+    /// reservations, unused media past the retention period); returns how many. Runs from the
+    /// background task; a batch at a time.
+    pub async fn cleanup(&self) -> ApiResult<usize> {
+        let now = now_ms();
+        let grace = i64::try_from(self.config.redacted_grace_period_ms).unwrap_or(i64::MAX);
+        let retention = i64::try_from(self.config.local_retention_ms).unwrap_or(i64::MAX);
+        let unused_before = (retention > 0).then(|| now.saturating_sub(retention));
+        let batch = self.db.media_to_purge(now.saturating_sub(grace), unused_before, &self.server_name, 100).await?;
+        for (origin, media_id) in &batch {
+            for thumbnail in self.db.thumbnails(origin, media_id).await? {
+                let key = store::thumbnail_key(
+                    origin,
+                    media_id,
+                    u32::try_from(thumbnail.width).unwrap_or(0),
+                    u32::try_from(thumbnail.height).unwrap_or(0),
+                    &thumbnail.method,
+                    thumbnail.animated,
+                );
+                self.store.delete(&key).await.map_err(ApiError::internal)?;
+            }
+            self.store.delete(&original_key(origin, media_id)).await.map_err(ApiError::internal)?;
+            self.db.mark_media_purged(origin, media_id).await?;
+            tracing::info!(%origin, %media_id, "media bytes removed");
+        }
+        Ok(batch.len())
+    }
+
+    /// Admin: quarantine (unreachable; bytes kept) or delete (unreachable; bytes go after the
+    /// grace period) a file. M_NOT_FOUND for media this server does not have.
+    pub async fn moderate(&self, server_name: &str, media_id: &str, quarantine: bool, delete: bool) -> ApiResult<()> {
+        if ruma::ServerName::parse(server_name).is_err() || !checks::valid_media_id(media_id) {
+            return Err(ApiError::not_found("Unknown media"));
+        }
+        if !self.db.set_media_state(server_name, media_id, quarantine, delete).await? {
+            return Err(ApiError::not_found("Unknown media"));
+        }
+        tracing::info!(%server_name, %media_id, quarantine, delete, "media moderated");
+        Ok(())
+    }
+
+    /// Admin: what is known about a file.
+    pub async fn info(&self, server_name: &str, media_id: &str) -> ApiResult<MediaRecord> {
+        self.db.media(server_name, media_id).await?.ok_or_else(|| ApiError::not_found("Unknown media"))
     }
 }

@@ -41,6 +41,26 @@ impl Rooms {
         Ok(content)
     }
 
+    /// After a profile change, the user's member event in every room they are joined to carries
+    /// the new display name and avatar (what clients show next to their messages). A room that
+    /// refuses (the user lost the right to change their member event) is skipped.
+    pub async fn refresh_profile(&self, user_id: &str) -> ApiResult<()> {
+        let joined: Vec<String> = self
+            .memberships(user_id)
+            .await?
+            .iter()
+            .filter(|m| m.membership == "join")
+            .map(|m| m.room_id.clone())
+            .collect();
+        for room_id in joined {
+            let content = self.member_content(user_id, "join").await?;
+            if let Err(error) = self.append_member(user_id, &room_id, user_id, content).await {
+                tracing::warn!(%room_id, ?error, "could not update a member event after a profile change");
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves a room id or `#alias:server` to a room this server knows.
     pub async fn resolve_room(&self, room_id_or_alias: &str) -> ApiResult<String> {
         if room_id_or_alias.starts_with('#') {

@@ -234,6 +234,7 @@ impl Rooms {
             .iter()
             .find(|(kind, _)| *kind == event_type)
             .and_then(|(_, key)| content[key.trim_start_matches("content.")].as_str().map(|text| (*key, text)));
+        let media = crate::services::media::refs::references(&content);
         let relates_to = &content["m.relates_to"];
         let relation = match (relates_to["event_id"].as_str(), relates_to["rel_type"].as_str()) {
             (Some(parent), Some(rel_type)) if pdu.state_key().is_none() => {
@@ -265,6 +266,7 @@ impl Rooms {
                     relation,
                     search_text,
                     transaction,
+                    media: &media,
                 },
             )
             .await
