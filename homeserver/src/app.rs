@@ -20,6 +20,7 @@ use crate::{
         login_backoff::LoginBackoff,
         media::{
             Media, S3Store,
+            preview::UrlPreviews,
             store::{LocalStore, MediaStore},
         },
         passwords::Passwords,
@@ -116,6 +117,7 @@ impl App {
             base_url: config.public_baseurl.as_ref().map(|base| normalise_base_url(base)),
             accounts: Accounts::new(&config, db.clone(), passwords, uia.clone(), backoff, rate_limits.clone()),
             devices: Devices::new(db.clone(), uia),
+            url_previews: UrlPreviews::new(config.media.url_preview.clone(), media.clone())?,
             media,
             rate_limits,
             signing_key,

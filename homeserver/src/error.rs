@@ -46,6 +46,8 @@ pub enum ErrorKind {
     NotYetUploaded,
     /// A range the file does not have (416).
     RangeNotSatisfiable,
+    /// Something this server fetched on the client's behalf failed (502), e.g. a URL preview.
+    BadGateway,
     /// User-interactive auth needs (more) stages: 401 with the flows in the body.
     UserInteractiveAuth {
         body: Map<String, Value>,
@@ -120,6 +122,7 @@ impl ApiError {
             CannotOverwriteMedia => (StatusCode::CONFLICT, "M_CANNOT_OVERWRITE_MEDIA"),
             NotYetUploaded => (StatusCode::GATEWAY_TIMEOUT, "M_NOT_YET_UPLOADED"),
             RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "M_UNKNOWN"),
+            BadGateway => (StatusCode::BAD_GATEWAY, "M_UNKNOWN"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }

@@ -12,7 +12,7 @@ use crate::{
         accounts::Accounts,
         devices::Devices,
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
-        media::Media,
+        media::{Media, preview::UrlPreviews},
         profiles::Profiles,
         push::rules::PushRules,
         rate_limit::RateLimiters,
@@ -43,6 +43,7 @@ pub struct AppInner {
     pub devices: Devices,
     pub profiles: Profiles,
     pub media: Arc<Media>,
+    pub url_previews: UrlPreviews,
     pub rate_limits: Arc<RateLimiters>,
 }
 

@@ -30,12 +30,14 @@ pub fn routes() -> Router<AppState> {
         .route("/config", get(config))
         .route("/download/{server_name}/{media_id}", get(legacy_download))
         .route("/download/{server_name}/{media_id}/{file_name}", get(legacy_download_named))
-        .route("/thumbnail/{server_name}/{media_id}", get(legacy_thumbnail));
+        .route("/thumbnail/{server_name}/{media_id}", get(legacy_thumbnail))
+        .route("/preview_url", get(preview_url));
     let authenticated = Router::new()
         .route("/config", get(config))
         .route("/download/{server_name}/{media_id}", get(download))
         .route("/download/{server_name}/{media_id}/{file_name}", get(download_named))
-        .route("/thumbnail/{server_name}/{media_id}", get(thumbnail));
+        .route("/thumbnail/{server_name}/{media_id}", get(thumbnail))
+        .route("/preview_url", get(preview_url));
     Router::new()
         .nest("/_matrix/media/v3", legacy.clone())
         .nest("/_matrix/media/r0", legacy)
@@ -262,4 +264,22 @@ async fn legacy_thumbnail(
     MatrixQuery(query): MatrixQuery<ThumbnailQuery>,
 ) -> ApiResult<Response> {
     serve_thumbnail(&state, (&server_name, &media_id), query, true).await
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    url: String,
+    // `ts`, the point in time wanted, is not read: the spec lets a server answer a newer
+    // preview, and this one keeps only the latest.
+}
+
+/// GET /_matrix/client/v1/media/preview_url (and the deprecated /_matrix/media/v3/preview_url,
+/// which takes a token too)
+async fn preview_url(
+    State(state): State<AppState>,
+    user: AuthUser,
+    MatrixQuery(query): MatrixQuery<PreviewQuery>,
+) -> ApiResult<Json<Value>> {
+    let preview = state.url_previews.preview(&user.user_id, &query.url).await?;
+    Ok(Json(Value::clone(&preview)))
 }

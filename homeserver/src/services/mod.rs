@@ -7,6 +7,7 @@ pub mod devices;
 pub mod edus;
 pub mod login_backoff;
 pub mod media;
+pub mod outbound_tls;
 pub mod passwords;
 pub mod profiles;
 pub mod push;

@@ -26,3 +26,4 @@ mod rooms;
 mod search;
 mod sync;
 mod thumbnails;
+mod url_previews;

@@ -4,6 +4,7 @@
 
 pub mod checks;
 mod net;
+pub mod preview;
 pub mod range;
 pub mod refs;
 mod s3;
@@ -335,25 +336,14 @@ impl Media {
         // Only GIFs are thumbnailed into animations; everything else gives a still.
         let animated = animated && checks::essence(&record.content_type) == "image/gif";
         let key = store::thumbnail_key(&record.origin, &record.media_id, width, height, method.as_str(), animated);
-        let stored = self.db.thumbnails(&record.origin, &record.media_id).await?;
-        if let Some(existing) = stored.iter().find(|t| {
-            t.width == i64::from(width)
-                && t.height == i64::from(height)
-                && t.method == method.as_str()
-                && t.animated == animated
-        }) {
-            let size = u64::try_from(existing.size_bytes).unwrap_or(0);
-            let body = self.store.read(&key, 0, size).await.map_err(ApiError::internal)?;
-            return Ok(Download {
-                content_type: existing.content_type.clone(),
-                file_name: None,
-                size,
-                range: None,
-                body,
-            });
+        if let Some(stored) = self.stored_thumbnail(&record, &key, (width, height), method, animated).await? {
+            return Ok(stored);
         }
-
         let _permit = self.thumbnailing.acquire().await.map_err(ApiError::internal)?;
+        // Made by another request while this one waited for its turn?
+        if let Some(stored) = self.stored_thumbnail(&record, &key, (width, height), method, animated).await? {
+            return Ok(stored);
+        }
         let size = u64::try_from(record.size_bytes.unwrap_or(0)).unwrap_or(0);
         let original_key = original_key(&record.origin, &record.media_id);
         let source = if video {
@@ -403,6 +393,28 @@ impl Media {
 }
 
 impl Media {
+    async fn stored_thumbnail(
+        &self,
+        record: &MediaRecord,
+        key: &str,
+        (width, height): (u32, u32),
+        method: thumbnail::Method,
+        animated: bool,
+    ) -> ApiResult<Option<Download>> {
+        let stored = self.db.thumbnails(&record.origin, &record.media_id).await?;
+        let Some(existing) = stored.into_iter().find(|t| {
+            t.width == i64::from(width)
+                && t.height == i64::from(height)
+                && t.method == method.as_str()
+                && t.animated == animated
+        }) else {
+            return Ok(None);
+        };
+        let size = u64::try_from(existing.size_bytes).unwrap_or(0);
+        let body = self.store.read(key, 0, size).await.map_err(ApiError::internal)?;
+        Ok(Some(Download { content_type: existing.content_type, file_name: None, size, range: None, body }))
+    }
+
     /// Removes the bytes of media that may go (deleted and past the grace period, expired
     /// reservations, unused media past the retention period); returns how many. Runs from the
     /// background task; a batch at a time.
