@@ -145,6 +145,19 @@ async fn avatars_reach_rooms_and_admins_moderate_media(backend: Backend, storage
     redact(&app, &alice, &room, &event).await;
     assert_eq!(status_of(&app, &bob, &avatar, "download").await, StatusCode::OK);
 
+    // A room avatar, likewise: the group's picture stays while a message showing it is deleted.
+    let (_, body) = upload(&app, &alice, "image/png", Some("group.png"), png(128, 128)).await;
+    let picture = body["content_uri"].as_str().unwrap().to_owned();
+    let (status, body) =
+        app.put(&app.room_path(&room, "state/m.room.avatar"), Some(&alice.token), json!({"url": picture})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, state) = app.get(&app.room_path(&room, "state/m.room.avatar"), Some(&bob.token)).await;
+    assert_eq!(state["url"], picture.as_str());
+    let event = send_image(&app, &alice, &room, &picture, "a2").await;
+    redact(&app, &alice, &room, &event).await;
+    assert_eq!(status_of(&app, &bob, &picture, "download").await, StatusCode::OK);
+    assert_eq!(status_of(&app, &bob, &picture, "thumbnail").await, StatusCode::OK);
+
     // Admins moderate; others may not.
     let path = avatar.strip_prefix("mxc://").unwrap().to_owned();
     let denied = app.post(&format!("/_hearth/admin/v1/media/{path}/quarantine"), Some(&bob.token), json!({})).await;

@@ -1,5 +1,5 @@
 """Media through matrix-nio against the running `hearth` binary: a profile picture another user
-sees and downloads; a real PNG photo and a real MP4 video (made here with Pillow and ffmpeg) sent
+sees and downloads; a group picture; a real PNG photo and a real MP4 video (made here with Pillow and ffmpeg) sent
 to a DM and to a group, which every recipient downloads byte for byte with thumbnails of the
 size asked for; and a redacted photo whose download is refused once no message uses it."""
 
@@ -19,6 +19,7 @@ from nio.responses import (
     ProfileGetResponse,
     ProfileSetAvatarResponse,
     RoomCreateResponse,
+    RoomPutStateResponse,
     RoomRedactResponse,
     RoomSendResponse,
     SyncResponse,
@@ -146,6 +147,14 @@ async def test_photos_and_videos_reach_a_dm_and_a_group(server):
         dm = await joined_room(alice, [bob], is_direct=True, preset=RoomPreset.trusted_private_chat)
         group = await joined_room(alice, [bob, carol], name="Holiday", preset=RoomPreset.private_chat)
         clip = video_mp4()
+
+        # The group's picture: set by its admin, seen and downloaded by the members.
+        picture = photo_png(200, 200, 200)
+        picture_uri = await upload(alice, picture, "image/png", "group.png")
+        assert isinstance(await alice.room_put_state(group, "m.room.avatar", {"url": picture_uri}), RoomPutStateResponse)
+        for member in (bob, carol):
+            await sync_until(member, lambda r: member.rooms[group].room_avatar_url == picture_uri)
+            assert (await downloaded(member, member.rooms[group].room_avatar_url)).body == picture
 
         for room_id, recipients in ((dm, [bob]), (group, [bob, carol])):
             photo = photo_png(1024, 768, len(recipients) * 60)
