@@ -16,6 +16,7 @@ use crate::{
         account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
+        e2ee::{backup::KeyBackup, device_lists::DeviceLists, keys::Keys, to_device::ToDevice},
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         login_backoff::LoginBackoff,
         media::{
@@ -28,7 +29,7 @@ use crate::{
         push::{evaluate::PushRuleCache, rules::PushRules},
         rate_limit::RateLimiters,
         rooms::Rooms,
-        sync::{Notifier, SyncService, stream_writer::StreamWriter},
+        sync::{E2eeSync, Notifier, SyncService, stream_writer::StreamWriter},
         uia::Uia,
     },
     state::{AppInner, AppState},
@@ -97,6 +98,9 @@ impl App {
             config.server_name.clone(),
             media_root.join("incoming"),
         ));
+        let device_lists = Arc::new(DeviceLists::new(db.clone(), streams.clone(), rooms.clone()));
+        let to_device = Arc::new(ToDevice::new(db.clone(), streams.clone(), config.server_name.clone()));
+        let keys = Keys::new(db.clone(), device_lists.clone(), uia.clone(), config.server_name.clone());
         let state = AppState::new(AppInner {
             sync: SyncService::new(
                 db.clone(),
@@ -106,6 +110,7 @@ impl App {
                 typing.clone(),
                 presence.clone(),
                 push_rules.clone(),
+                E2eeSync { device_lists: device_lists.clone(), to_device: to_device.clone() },
             ),
             push_rules,
             account_data,
@@ -115,8 +120,20 @@ impl App {
             profiles: Profiles::new(db.clone(), rooms.clone()),
             rooms,
             base_url: config.public_baseurl.as_ref().map(|base| normalise_base_url(base)),
-            accounts: Accounts::new(&config, db.clone(), passwords, uia.clone(), backoff, rate_limits.clone()),
-            devices: Devices::new(db.clone(), uia),
+            accounts: Accounts::new(
+                &config,
+                db.clone(),
+                passwords,
+                uia.clone(),
+                backoff,
+                rate_limits.clone(),
+                device_lists.clone(),
+            ),
+            devices: Devices::new(db.clone(), uia, device_lists.clone()),
+            keys,
+            device_lists,
+            to_device,
+            key_backup: KeyBackup::new(db.clone()),
             url_previews: UrlPreviews::new(config.media.url_preview.clone(), media.clone())?,
             media,
             rate_limits,

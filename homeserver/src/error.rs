@@ -48,6 +48,12 @@ pub enum ErrorKind {
     RangeNotSatisfiable,
     /// Something this server fetched on the client's behalf failed (502), e.g. a URL preview.
     BadGateway,
+    /// A key or signature that does not verify (400).
+    InvalidSignature,
+    /// Key backup: the version written to is not the current one (403).
+    WrongRoomKeysVersion {
+        current_version: Option<String>,
+    },
     /// User-interactive auth needs (more) stages: 401 with the flows in the body.
     UserInteractiveAuth {
         body: Map<String, Value>,
@@ -123,6 +129,8 @@ impl ApiError {
             NotYetUploaded => (StatusCode::GATEWAY_TIMEOUT, "M_NOT_YET_UPLOADED"),
             RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "M_UNKNOWN"),
             BadGateway => (StatusCode::BAD_GATEWAY, "M_UNKNOWN"),
+            InvalidSignature => (StatusCode::BAD_REQUEST, "M_INVALID_SIGNATURE"),
+            WrongRoomKeysVersion { .. } => (StatusCode::FORBIDDEN, "M_WRONG_ROOM_KEYS_VERSION"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }
@@ -148,6 +156,9 @@ impl IntoResponse for ApiError {
             ErrorKind::LimitExceeded { retry_after_ms } => {
                 retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
                 json!({"errcode": errcode, "error": self.message, "retry_after_ms": retry_after_ms})
+            }
+            ErrorKind::WrongRoomKeysVersion { current_version } => {
+                json!({"errcode": errcode, "error": self.message, "current_version": current_version})
             }
             _ => json!({"errcode": errcode, "error": self.message}),
         };

@@ -11,6 +11,7 @@ use crate::{
         account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
+        e2ee::{backup::KeyBackup, device_lists::DeviceLists, keys::Keys, to_device::ToDevice},
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         media::{Media, preview::UrlPreviews},
         profiles::Profiles,
@@ -43,6 +44,10 @@ pub struct AppInner {
     pub devices: Devices,
     pub profiles: Profiles,
     pub media: Arc<Media>,
+    pub keys: Keys,
+    pub device_lists: Arc<DeviceLists>,
+    pub to_device: Arc<ToDevice>,
+    pub key_backup: KeyBackup,
     pub url_previews: UrlPreviews,
     pub rate_limits: Arc<RateLimiters>,
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
+    e2ee::device_lists::DeviceLists,
     login_backoff::LoginBackoff,
     passwords::Passwords,
     rate_limit::{RateClass, RateLimiters},
@@ -70,6 +71,8 @@ pub struct Accounts {
     uia: Arc<Uia>,
     backoff: Arc<LoginBackoff>,
     rate_limits: Arc<RateLimiters>,
+    /// Told when devices go (logout), so other users stop encrypting for them.
+    device_lists: Arc<DeviceLists>,
     server_name: String,
     registration_mode: RegistrationMode,
     guests_allowed: bool,
@@ -86,6 +89,7 @@ impl Accounts {
         uia: Arc<Uia>,
         backoff: Arc<LoginBackoff>,
         rate_limits: Arc<RateLimiters>,
+        device_lists: Arc<DeviceLists>,
     ) -> Self {
         Self {
             db,
@@ -93,6 +97,7 @@ impl Accounts {
             uia,
             backoff,
             rate_limits,
+            device_lists,
             server_name: config.server_name.clone(),
             registration_mode: config.registration.mode,
             guests_allowed: config.registration.guests,
@@ -370,13 +375,13 @@ impl Accounts {
     /// POST /logout: the device and its tokens go.
     pub async fn logout(&self, user_id: &str, device_id: &str) -> ApiResult<()> {
         self.db.delete_devices(user_id, &[device_id.to_owned()]).await?;
-        Ok(())
+        self.device_lists.changed(user_id).await
     }
 
     /// POST /logout/all.
     pub async fn logout_all(&self, user_id: &str) -> ApiResult<()> {
         self.db.delete_other_devices(user_id, None).await?;
-        Ok(())
+        self.device_lists.changed(user_id).await
     }
 
     /// POST /account/password (UIA m.login.password). Other devices are logged out unless the
@@ -398,6 +403,7 @@ impl Accounts {
         self.db.set_password_hash(user_id, &hash).await?;
         if logout_devices {
             self.db.delete_other_devices(user_id, Some(device_id)).await?;
+            self.device_lists.changed(user_id).await?;
         }
         tracing::info!(%user_id, "password changed");
         Ok(())

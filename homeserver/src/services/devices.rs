@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::uia::{self, Uia, UiaRequest};
+use super::{
+    e2ee::device_lists::DeviceLists,
+    uia::{self, Uia, UiaRequest},
+};
 use crate::{
     error::{ApiError, ApiResult},
     storage::{Db, devices::DeviceRecord},
@@ -13,13 +16,15 @@ use crate::{
 pub struct Devices {
     db: Db,
     uia: Arc<Uia>,
+    /// Told when devices go, so other users stop encrypting for them.
+    device_lists: Arc<DeviceLists>,
 }
 
 const MAX_DISPLAY_NAME_BYTES: usize = 256;
 
 impl Devices {
-    pub fn new(db: Db, uia: Arc<Uia>) -> Self {
-        Self { db, uia }
+    pub fn new(db: Db, uia: Arc<Uia>, device_lists: Arc<DeviceLists>) -> Self {
+        Self { db, uia, device_lists }
     }
 
     pub async fn list(&self, user_id: &str) -> ApiResult<Vec<DeviceRecord>> {
@@ -52,6 +57,6 @@ impl Devices {
         let scope = format!("delete_devices:{user_id}:{}", sorted.join(","));
         self.uia.authenticate(auth, UiaRequest { flows, scope, user_id: Some(user_id) }).await?;
         self.db.delete_devices(user_id, &device_ids).await?;
-        Ok(())
+        self.device_lists.changed(user_id).await
     }
 }

@@ -4,6 +4,7 @@
 pub mod account_data;
 pub mod accounts;
 pub mod devices;
+pub mod e2ee;
 pub mod edus;
 pub mod login_backoff;
 pub mod media;

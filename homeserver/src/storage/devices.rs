@@ -1,5 +1,5 @@
 //! Devices. A device owns at most one access token (and one refresh token); deleting a device
-//! deletes its tokens in the same transaction.
+//! deletes its tokens, its encryption keys and its to-device inbox in the same transaction.
 
 use super::Db;
 
@@ -81,8 +81,15 @@ impl Db {
         let mut tx = self.pool().begin().await?;
         for device_id in device_ids {
             for sql in [
+                // Undelivered messages take their positions with them: keep the floor above.
+                "UPDATE stream_floor SET position = (SELECT MAX(stream_ordering) FROM to_device_messages WHERE user_id = $1 AND device_id = $2)
+                 WHERE id = 1 AND position < (SELECT MAX(stream_ordering) FROM to_device_messages WHERE user_id = $1 AND device_id = $2)",
                 "DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2",
                 "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM device_keys WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM one_time_keys WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM fallback_keys WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM to_device_messages WHERE user_id = $1 AND device_id = $2",
                 "DELETE FROM devices WHERE user_id = $1 AND device_id = $2",
             ] {
                 sqlx::query(sql).bind(user_id).bind(device_id).execute(&mut *tx).await?;
@@ -98,8 +105,14 @@ impl Db {
         let keep = keep.unwrap_or("");
         let mut tx = self.pool().begin().await?;
         for sql in [
+            "UPDATE stream_floor SET position = (SELECT MAX(stream_ordering) FROM to_device_messages WHERE user_id = $1 AND device_id <> $2)
+             WHERE id = 1 AND position < (SELECT MAX(stream_ordering) FROM to_device_messages WHERE user_id = $1 AND device_id <> $2)",
             "DELETE FROM access_tokens WHERE user_id = $1 AND device_id <> $2",
             "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM device_keys WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM one_time_keys WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM fallback_keys WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM to_device_messages WHERE user_id = $1 AND device_id <> $2",
             "DELETE FROM devices WHERE user_id = $1 AND device_id <> $2",
         ] {
             sqlx::query(sql).bind(user_id).bind(keep).execute(&mut *tx).await?;

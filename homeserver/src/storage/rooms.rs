@@ -84,9 +84,23 @@ impl Db {
     }
 
     /// The highest stream position of any stored event (0 when there are none).
+    /// The highest stream position ever handed out, over every table that records one (and
+    /// the floor left by deleted to-device messages), so positions are never reused after a
+    /// restart.
     pub async fn max_stream(&self) -> sqlx::Result<i64> {
-        let (max,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(stream_ordering) FROM events").fetch_one(self.pool()).await?;
+        let (max,): (Option<i64>,) = sqlx::query_as(
+            "SELECT MAX(m) FROM (
+               SELECT MAX(stream_ordering) AS m FROM events
+               UNION ALL SELECT MAX(stream_ordering) FROM account_data
+               UNION ALL SELECT MAX(stream_ordering) FROM receipts
+               UNION ALL SELECT MAX(stream_ordering) FROM presence
+               UNION ALL SELECT MAX(stream_ordering) FROM device_list_changes
+               UNION ALL SELECT MAX(stream_ordering) FROM to_device_messages
+               UNION ALL SELECT MAX(position) FROM stream_floor
+             ) AS positions",
+        )
+        .fetch_one(self.pool())
+        .await?;
         Ok(max.unwrap_or(0))
     }
 

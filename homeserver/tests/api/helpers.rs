@@ -79,6 +79,7 @@ pub struct TestApp {
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     data_dir: tempfile::TempDir,
     postgres_database: Option<String>,
+    config: Config,
 }
 
 /// A registered, logged-in user.
@@ -209,7 +210,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     tweak(&mut config);
     // Round-trip through figment so tests exercise the same validation as the binary.
     let config = Config::from_figment(Figment::from(Serialized::defaults(config))).expect("valid test config");
-    let app = App::build(config).await.expect("server starts");
+    let app = App::build(config.clone()).await.expect("server starts");
     let base = format!("http://{}", app.client_addr());
     let shutdown = app.shutdown_signal();
     let server = tokio::spawn(app.run_until_stopped());
@@ -221,6 +222,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         server: Some(server),
         data_dir,
         postgres_database,
+        config,
     })
 }
 
@@ -250,6 +252,19 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Stops the server and starts it again on the same data (on a new port).
+    #[allow(dead_code)]
+    pub async fn restart(&mut self) {
+        self.shutdown.trigger();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+        let app = App::build(self.config.clone()).await.expect("server restarts");
+        self.base = format!("http://{}", app.client_addr());
+        self.shutdown = app.shutdown_signal();
+        self.server = Some(tokio::spawn(app.run_until_stopped()));
+    }
+
     /// The server's data directory (SQLite file, signing key, local media).
     #[allow(dead_code)]
     pub fn data_dir(&self) -> &std::path::Path {

@@ -10,6 +10,7 @@ mod config;
 mod devices;
 mod directory;
 mod discovery;
+mod e2ee;
 mod ephemeral;
 mod guests;
 mod history;

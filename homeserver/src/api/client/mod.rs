@@ -7,6 +7,8 @@ mod account_data;
 mod capabilities;
 mod devices;
 mod directory;
+mod key_backup;
+mod keys;
 mod login;
 mod profile;
 mod push;
@@ -37,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .merge(push::routes())
         .merge(directory::routes())
         .merge(search::routes())
+        .merge(keys::routes())
+        .merge(key_backup::routes())
 }
 
 pub fn versionless_routes() -> Router<AppState> {

@@ -36,6 +36,9 @@ impl Rooms {
         state_key: &str,
         content: Value,
     ) -> ApiResult<String> {
+        if event_type == super::encryption::ENCRYPTION && state_key.is_empty() {
+            self.check_encryption_kept(room_id, &content).await?;
+        }
         let closes_to_guests = event_type == "m.room.guest_access" && content["guest_access"] != "can_join";
         let event_id = self
             .append(NewEvent { room_id, sender, event_type, state_key: Some(state_key), content, transaction: None })

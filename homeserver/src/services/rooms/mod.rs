@@ -4,6 +4,7 @@
 pub mod context;
 pub mod create;
 pub mod directory;
+mod encryption;
 pub mod format;
 mod guests;
 mod heads;

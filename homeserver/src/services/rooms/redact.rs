@@ -30,6 +30,9 @@ impl Rooms {
         {
             return Err(ApiError::forbidden("You may only redact your own events"));
         }
+        if target.event_type == super::encryption::ENCRYPTION && target.state_key.as_deref() == Some("") {
+            return Err(ApiError::forbidden("A room's encryption cannot be redacted"));
+        }
         // The writer moves `redacts` to the top level for versions before v11.
         let mut content = json!({"redacts": event_id});
         if let Some(reason) = reason {

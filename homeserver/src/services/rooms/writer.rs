@@ -150,7 +150,10 @@ impl Rooms {
         }
         // A membership change also concerns its target, who may not be in the room yet.
         match (new.event_type, new.state_key) {
-            ("m.room.member", Some(target)) => slot.committed(&[Scope::Room(new.room_id), Scope::User(target)]),
+            // A membership change also tells the room's members to re-check device lists.
+            ("m.room.member", Some(target)) => {
+                slot.committed(&[Scope::Room(new.room_id), Scope::Keys(new.room_id), Scope::User(target)])
+            }
             _ => slot.committed(&[Scope::Room(new.room_id)]),
         };
         Ok(pdu.event_id().to_string())

@@ -8,4 +8,4 @@ pub mod stream_writer;
 pub mod token;
 
 pub use notifier::Notifier;
-pub use response::{SyncRequest, SyncService};
+pub use response::{E2eeSync, SyncRequest, SyncService};

@@ -21,8 +21,10 @@ pub enum Scope<'a> {
     Room(&'a str),
     /// Members of this room (a read receipt).
     Receipt(&'a str),
-    /// This user alone (account data, a membership change of theirs).
+    /// This user alone (account data, a membership change of theirs, to-device messages).
     User(&'a str),
+    /// Members of this room: someone in it changed their devices or keys.
+    Keys(&'a str),
     /// Users who share a room with someone whose presence changed.
     Presence,
 }
@@ -50,6 +52,7 @@ struct Latest {
     startup: i64,
     rooms: HashMap<String, i64>,
     receipts: HashMap<String, i64>,
+    keys: HashMap<String, i64>,
     users: HashMap<String, i64>,
     presence: i64,
 }
@@ -61,6 +64,8 @@ pub struct Moved {
     pub rooms: Vec<String>,
     /// Rooms (of those asked about) with new receipts.
     pub receipts: Vec<String>,
+    /// Rooms (of those asked about) where someone's keys changed.
+    pub keys: Vec<String>,
     /// The user's own scope (account data, their membership).
     pub user: bool,
     pub presence: bool,
@@ -114,6 +119,7 @@ impl Notifier {
             || rooms.iter().any(|room| {
                 latest.rooms.get(room).is_some_and(|p| *p > since)
                     || latest.receipts.get(room).is_some_and(|p| *p > since)
+                    || latest.keys.get(room).is_some_and(|p| *p > since)
             })
     }
 
@@ -130,6 +136,7 @@ impl Notifier {
         Some(Moved {
             rooms: after(&latest.rooms),
             receipts: after(&latest.receipts),
+            keys: after(&latest.keys),
             user: latest.users.get(user).is_some_and(|p| *p > since),
             presence: latest.presence > since,
         })
@@ -147,6 +154,9 @@ impl Notifier {
                     Scope::Receipt(room) => {
                         latest.receipts.insert((*room).to_owned(), position);
                     }
+                    Scope::Keys(room) => {
+                        latest.keys.insert((*room).to_owned(), position);
+                    }
                     Scope::User(user) => {
                         latest.users.insert((*user).to_owned(), position);
                     }
@@ -160,7 +170,7 @@ impl Notifier {
         }
         for scope in scope {
             match scope {
-                Scope::Room(key) | Scope::Receipt(key) | Scope::User(key) => self.wake(key),
+                Scope::Room(key) | Scope::Receipt(key) | Scope::Keys(key) | Scope::User(key) => self.wake(key),
                 Scope::Presence => self.wake(PRESENCE_KEY),
             }
         }

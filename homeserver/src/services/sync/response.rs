@@ -16,6 +16,10 @@ use crate::{
     error::ApiResult,
     services::{
         account_data::AccountData,
+        e2ee::{
+            device_lists::{DeviceListDelta, DeviceLists},
+            to_device::ToDevice,
+        },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         push::rules::PushRules,
         rooms::{Rooms, format::stripped_state, read::Visibility},
@@ -46,7 +50,14 @@ pub struct SyncService {
     typing: Typing,
     presence: Arc<Presence>,
     push_rules: Arc<PushRules>,
+    e2ee: E2eeSync,
     lazy_members: super::lazy_members::LazyMembers,
+}
+
+/// What /sync needs of end-to-end encryption: device list changes and to-device messages.
+pub struct E2eeSync {
+    pub device_lists: Arc<DeviceLists>,
+    pub to_device: Arc<ToDevice>,
 }
 
 /// State event types an invitee sees (spec: § Stripped state, the recommended set).
@@ -67,9 +78,14 @@ struct Changes {
     rooms_with_receipts: HashSet<String>,
     account_data: Vec<crate::storage::account_data::AccountDataRecord>,
     presence: Vec<crate::storage::account_data::PresenceRecord>,
+    /// The device has to-device messages in the window.
+    to_device: bool,
+    device_lists: DeviceListDelta,
 }
 
 impl SyncService {
+    // One argument per service a response reads from; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: Db,
         rooms: Arc<Rooms>,
@@ -78,8 +94,9 @@ impl SyncService {
         typing: Typing,
         presence: Arc<Presence>,
         push_rules: Arc<PushRules>,
+        e2ee: E2eeSync,
     ) -> Self {
-        Self { db, rooms, account_data, receipts, typing, presence, push_rules, lazy_members: Default::default() }
+        Self { db, rooms, account_data, receipts, typing, presence, push_rules, e2ee, lazy_members: Default::default() }
     }
 
     pub async fn sync(&self, user_id: &str, device_id: &str, request: SyncRequest) -> ApiResult<Value> {
@@ -101,7 +118,7 @@ impl SyncService {
                 }
                 // Only read storage when something may concern this user.
                 if notifier.may_concern(user_id, &rooms, checked, presence) {
-                    let found = Box::pin(self.changes(user_id, &rooms, since.stream, now.stream)).await?;
+                    let found = Box::pin(self.changes(user_id, device_id, &rooms, since.stream, now.stream)).await?;
                     if !found.is_empty() {
                         changes = Some(found);
                         break;
@@ -129,7 +146,8 @@ impl SyncService {
             Some(changes) => changes,
             None => {
                 let rooms: Vec<String> = joined.iter().map(|m| m.room_id.clone()).collect();
-                Box::pin(self.changes(user_id, &rooms, request.since.map_or(0, |s| s.stream), now.stream)).await?
+                let since = request.since.map_or(0, |s| s.stream);
+                Box::pin(self.changes(user_id, device_id, &rooms, since, now.stream)).await?
             }
         };
         // Memberships read before the wait are stale only if the user's own scope moved (a
@@ -150,12 +168,27 @@ impl SyncService {
     /// What changed for the user in (since, now]. The notifier knows which rooms moved and
     /// whether the user's account data or presence did, so storage is asked only about those;
     /// for tokens from before start-up, storage is asked about everything.
-    async fn changes(&self, user_id: &str, rooms: &[String], since: i64, now: i64) -> ApiResult<Changes> {
+    async fn changes(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        rooms: &[String],
+        since: i64,
+        now: i64,
+    ) -> ApiResult<Changes> {
         if now <= since {
             return Ok(Changes::default());
         }
         if let Some(moved) = self.rooms.notifier().changed_since(user_id, rooms, since) {
+            let to_device = moved.user && self.e2ee.to_device.pending(user_id, device_id, since, now).await?;
+            let device_lists = if moved.user || !moved.keys.is_empty() {
+                self.e2ee.device_lists.delta(user_id, since, now).await?
+            } else {
+                DeviceListDelta::default()
+            };
             return Ok(Changes {
+                to_device,
+                device_lists,
                 rooms_with_events: moved.rooms.into_iter().collect(),
                 rooms_with_receipts: moved.receipts.into_iter().collect(),
                 account_data: if moved.user {
@@ -171,6 +204,8 @@ impl SyncService {
             });
         }
         Ok(Changes {
+            to_device: self.e2ee.to_device.pending(user_id, device_id, since, now).await?,
+            device_lists: self.e2ee.device_lists.delta(user_id, since, now).await?,
             rooms_with_events: self.db.rooms_with_new_events(user_id, since, now).await?.into_iter().collect(),
             rooms_with_receipts: self.db.rooms_with_new_receipts(user_id, since, now).await?.into_iter().collect(),
             account_data: self.db.account_data_since(user_id, since, now).await?,
@@ -314,12 +349,23 @@ impl SyncService {
             .filter(|_| request.filter.presence.allows_type("m.presence"))
             .map(|p| json!({"type": "m.presence", "sender": p.user_id, "content": super::super::edus::presence::content(p)}))
             .collect();
-        Ok(json!({
+        let to_device = self.e2ee.to_device.for_sync(user_id, device_id, since_stream, now.stream).await?;
+        let one_time_keys = crate::services::e2ee::keys::one_time_key_counts(&self.db, user_id, device_id).await?;
+        let fallback_types = self.db.unused_fallback_key_types(user_id, device_id).await?;
+        let mut response = json!({
             "next_batch": now.to_string(),
             "rooms": {"join": join, "invite": invite, "leave": leave, "knock": knock},
             "account_data": {"events": global_account_data},
             "presence": {"events": presence},
-        }))
+            "to_device": {"events": to_device},
+            "device_one_time_keys_count": one_time_keys,
+            "device_unused_fallback_key_types": fallback_types,
+        });
+        if since.is_some() {
+            let lists = &changes.device_lists;
+            response["device_lists"] = json!({"changed": lists.changed, "left": lists.left});
+        }
+        Ok(response)
     }
 
     /// The membership as of `now`: the current row, unless it changed after `now` (a writer
@@ -522,5 +568,7 @@ impl Changes {
             && self.rooms_with_receipts.is_empty()
             && self.account_data.is_empty()
             && self.presence.is_empty()
+            && !self.to_device
+            && self.device_lists.is_empty()
     }
 }
