@@ -16,7 +16,7 @@ use crate::{
         account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
-        e2ee::{backup::KeyBackup, device_lists::DeviceLists, keys::Keys, to_device::ToDevice},
+        e2ee::{backup::KeyBackup, device_lists::DeviceLists, key_counts::KeyCounts, keys::Keys, to_device::ToDevice},
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         login_backoff::LoginBackoff,
         media::{
@@ -98,9 +98,11 @@ impl App {
             config.server_name.clone(),
             media_root.join("incoming"),
         ));
-        let device_lists = Arc::new(DeviceLists::new(db.clone(), streams.clone(), rooms.clone()));
+        let key_counts = Arc::new(KeyCounts::new(db.clone()));
+        let device_lists = Arc::new(DeviceLists::new(db.clone(), streams.clone(), rooms.clone(), key_counts.clone()));
         let to_device = Arc::new(ToDevice::new(db.clone(), streams.clone(), config.server_name.clone()));
-        let keys = Keys::new(db.clone(), device_lists.clone(), uia.clone(), config.server_name.clone());
+        let keys =
+            Keys::new(db.clone(), device_lists.clone(), key_counts.clone(), uia.clone(), config.server_name.clone());
         let state = AppState::new(AppInner {
             sync: SyncService::new(
                 db.clone(),
@@ -110,7 +112,7 @@ impl App {
                 typing.clone(),
                 presence.clone(),
                 push_rules.clone(),
-                E2eeSync { device_lists: device_lists.clone(), to_device: to_device.clone() },
+                E2eeSync { device_lists: device_lists.clone(), to_device: to_device.clone(), key_counts },
             ),
             push_rules,
             account_data,

@@ -101,4 +101,9 @@ impl Db {
             .map(|(sender, event_type, content)| ToDeviceRecord { sender, event_type, content })
             .collect())
     }
+
+    /// (user, device) of every inbox holding messages.
+    pub async fn occupied_inboxes(&self) -> sqlx::Result<Vec<(String, String)>> {
+        sqlx::query_as("SELECT DISTINCT user_id, device_id FROM to_device_messages").fetch_all(self.pool()).await
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
+use super::key_counts::KeyCounts;
 use crate::{
     error::ApiResult,
     services::{
@@ -19,6 +20,8 @@ pub struct DeviceLists {
     db: Db,
     streams: Arc<StreamWriter>,
     rooms: Arc<Rooms>,
+    /// Forgotten on every change: a removed or re-created device must not keep old counts.
+    key_counts: Arc<KeyCounts>,
 }
 
 /// `device_lists` of a sync response or /keys/changes.
@@ -35,13 +38,14 @@ impl DeviceListDelta {
 }
 
 impl DeviceLists {
-    pub fn new(db: Db, streams: Arc<StreamWriter>, rooms: Arc<Rooms>) -> Self {
-        Self { db, streams, rooms }
+    pub fn new(db: Db, streams: Arc<StreamWriter>, rooms: Arc<Rooms>, key_counts: Arc<KeyCounts>) -> Self {
+        Self { db, streams, rooms, key_counts }
     }
 
     /// Records that `user_id`'s devices or keys changed and wakes everyone who shares a room
     /// with them (and their own other devices).
     pub async fn changed(&self, user_id: &str) -> ApiResult<()> {
+        self.key_counts.forget(user_id, None);
         let memberships = self.rooms.memberships(user_id).await?;
         let slot = self.streams.begin().await;
         self.db.record_device_list_change(user_id, slot.position()).await?;

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use serde_json::{Map, Value, json};
 
-use super::{device_lists::DeviceLists, signatures};
+use super::{device_lists::DeviceLists, key_counts::KeyCounts, signatures};
 use crate::{
     error::{ApiError, ApiResult, ErrorKind},
     services::uia::{self, Uia, UiaRequest},
@@ -17,6 +17,7 @@ use crate::{
 pub struct Keys {
     db: Db,
     device_lists: Arc<DeviceLists>,
+    key_counts: Arc<KeyCounts>,
     uia: Arc<Uia>,
     server_name: String,
 }
@@ -52,8 +53,14 @@ fn object<'a>(body: &'a Value, field: &str) -> ApiResult<Option<&'a Map<String, 
 }
 
 impl Keys {
-    pub fn new(db: Db, device_lists: Arc<DeviceLists>, uia: Arc<Uia>, server_name: String) -> Self {
-        Self { db, device_lists, uia, server_name }
+    pub fn new(
+        db: Db,
+        device_lists: Arc<DeviceLists>,
+        key_counts: Arc<KeyCounts>,
+        uia: Arc<Uia>,
+        server_name: String,
+    ) -> Self {
+        Self { db, device_lists, key_counts, uia, server_name }
     }
 
     fn is_local(&self, user_id: &str) -> bool {
@@ -103,6 +110,7 @@ impl Keys {
                 }
             }
         }
+        self.key_counts.forget(user_id, Some(device_id));
         Ok(json!({"one_time_key_counts": one_time_key_counts(&self.db, user_id, device_id).await?}))
     }
 
@@ -191,7 +199,9 @@ impl Keys {
             for (device_id, algorithm) in devices {
                 let algorithm =
                     algorithm.as_str().ok_or_else(|| ApiError::bad_json("The algorithm must be a string"))?;
-                if let Some((key_id, json)) = self.db.claim_key(user_id, device_id, algorithm).await? {
+                let claimed = self.db.claim_key(user_id, device_id, algorithm).await?;
+                self.key_counts.forget(user_id, Some(device_id));
+                if let Some((key_id, json)) = claimed {
                     keys_for_user
                         .insert(device_id.clone(), json!({format!("{algorithm}:{key_id}"): parse_json(&json)}));
                 }

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod device_lists;
+pub mod key_counts;
 pub mod keys;
 pub mod signatures;
 pub mod to_device;

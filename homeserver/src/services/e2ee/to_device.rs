@@ -2,8 +2,15 @@
 //! specific devices (or `*`, all of a user's devices), stored in each device's inbox at one
 //! stream position, delivered in /sync `to_device` and deleted when the device acknowledges them
 //! by syncing with a later token.
+//!
+//! Most devices have an empty inbox most of the time, and every /sync response would otherwise
+//! query (and, on SQLite, write to) the table: the devices whose inbox may hold something are
+//! kept in memory, and a sync of any other device touches no storage for to-device at all.
 
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
 
 use serde_json::{Value, json};
 
@@ -17,6 +24,8 @@ pub struct ToDevice {
     db: Db,
     streams: Arc<StreamWriter>,
     server_name: String,
+    /// (user, device) of every inbox that may hold messages; None until read from storage.
+    occupied: Mutex<Option<HashSet<(String, String)>>>,
 }
 
 /// The most devices one request may address.
@@ -24,7 +33,23 @@ const MAX_DELIVERIES: usize = 10_000;
 
 impl ToDevice {
     pub fn new(db: Db, streams: Arc<StreamWriter>, server_name: String) -> Self {
-        Self { db, streams, server_name }
+        Self { db, streams, server_name, occupied: Mutex::new(None) }
+    }
+
+    /// Whether the device's inbox may hold messages (reads the occupied inboxes once).
+    async fn may_hold(&self, user_id: &str, device_id: &str) -> ApiResult<bool> {
+        let key = (user_id.to_owned(), device_id.to_owned());
+        if let Some(occupied) = self.occupied.lock().expect("inbox lock").as_ref() {
+            return Ok(occupied.contains(&key));
+        }
+        // Read under the writer, so no message is stored between the read and the fill.
+        let _quiet = self.streams.hold().await;
+        let loaded = self.occupied.lock().expect("inbox lock").is_some();
+        if !loaded {
+            let occupied: HashSet<(String, String)> = self.db.occupied_inboxes().await?.into_iter().collect();
+            self.occupied.lock().expect("inbox lock").get_or_insert(occupied);
+        }
+        Ok(self.occupied.lock().expect("inbox lock").as_ref().is_some_and(|occupied| occupied.contains(&key)))
     }
 
     /// PUT /sendToDevice/{eventType}/{txnId}
@@ -73,10 +98,15 @@ impl ToDevice {
         if deliveries.len() > MAX_DELIVERIES {
             return Err(ApiError::invalid_param(format!("At most {MAX_DELIVERIES} devices per request")));
         }
+        // Known inboxes first, so the set exists before any message is stored.
+        self.may_hold(sender, sender_device).await?;
         let slot = self.streams.begin().await;
         let stored =
             self.db.store_to_device((sender, sender_device), txn_id, event_type, &deliveries, slot.position()).await?;
         if stored && !deliveries.is_empty() {
+            if let Some(occupied) = self.occupied.lock().expect("inbox lock").as_mut() {
+                occupied.extend(deliveries.iter().map(|(user, device, _)| (user.clone(), device.clone())));
+            }
             let scope: Vec<Scope<'_>> = recipients.iter().map(|user| Scope::User(user.as_str())).collect();
             slot.committed(&scope);
         }
@@ -92,10 +122,22 @@ impl ToDevice {
         since: Option<i64>,
         now: i64,
     ) -> ApiResult<Vec<Value>> {
+        if !self.may_hold(user_id, device_id).await? {
+            return Ok(Vec::new());
+        }
         if let Some(since) = since {
             self.db.acknowledge_to_device(user_id, device_id, since).await?;
         }
         let messages = self.db.to_device_messages(user_id, device_id, since.unwrap_or(0), now).await?;
+        if messages.is_empty() {
+            // Empty now? Decided under the writer, so a message stored meanwhile keeps its mark.
+            let _quiet = self.streams.hold().await;
+            if self.db.to_device_messages(user_id, device_id, 0, i64::MAX).await?.is_empty()
+                && let Some(occupied) = self.occupied.lock().expect("inbox lock").as_mut()
+            {
+                occupied.remove(&(user_id.to_owned(), device_id.to_owned()));
+            }
+        }
         Ok(messages
             .into_iter()
             .map(|m| {
@@ -107,6 +149,7 @@ impl ToDevice {
 
     /// Whether the device has messages in (`since`, `now`].
     pub async fn pending(&self, user_id: &str, device_id: &str, since: i64, now: i64) -> ApiResult<bool> {
-        Ok(!self.db.to_device_messages(user_id, device_id, since, now).await?.is_empty())
+        Ok(self.may_hold(user_id, device_id).await?
+            && !self.db.to_device_messages(user_id, device_id, since, now).await?.is_empty())
     }
 }

@@ -18,6 +18,7 @@ use crate::{
         account_data::AccountData,
         e2ee::{
             device_lists::{DeviceListDelta, DeviceLists},
+            key_counts::KeyCounts,
             to_device::ToDevice,
         },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
@@ -54,10 +55,12 @@ pub struct SyncService {
     lazy_members: super::lazy_members::LazyMembers,
 }
 
-/// What /sync needs of end-to-end encryption: device list changes and to-device messages.
+/// What /sync needs of end-to-end encryption: device list changes, to-device messages and
+/// key counts.
 pub struct E2eeSync {
     pub device_lists: Arc<DeviceLists>,
     pub to_device: Arc<ToDevice>,
+    pub key_counts: Arc<KeyCounts>,
 }
 
 /// State event types an invitee sees (spec: § Stripped state, the recommended set).
@@ -350,8 +353,8 @@ impl SyncService {
             .map(|p| json!({"type": "m.presence", "sender": p.user_id, "content": super::super::edus::presence::content(p)}))
             .collect();
         let to_device = self.e2ee.to_device.for_sync(user_id, device_id, since_stream, now.stream).await?;
-        let one_time_keys = crate::services::e2ee::keys::one_time_key_counts(&self.db, user_id, device_id).await?;
-        let fallback_types = self.db.unused_fallback_key_types(user_id, device_id).await?;
+        let key_counts = self.e2ee.key_counts.get(user_id, device_id).await?;
+        let (one_time_keys, fallback_types) = &*key_counts;
         let mut response = json!({
             "next_batch": now.to_string(),
             "rooms": {"join": join, "invite": invite, "leave": leave, "knock": knock},
