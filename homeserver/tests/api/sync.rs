@@ -13,6 +13,7 @@ use crate::helpers::{Backend, spawn_app, timeline};
 
 both_backends!(
     a_long_poll_wakes_when_a_message_arrives,
+    a_long_poll_wakes_when_the_user_gets_a_new_room,
     an_idle_long_poll_returns_after_its_timeout,
     history_pages_back_and_forth_without_gaps_or_repeats,
     a_limited_timeline_continues_through_messages,
@@ -42,6 +43,24 @@ async fn a_long_poll_wakes_when_a_message_arrives(backend: Backend) {
     assert_eq!(events.len(), 1, "{sync}");
     assert_eq!(events[0]["event_id"], sent.as_str());
     assert_eq!(sync["rooms"]["join"][&room]["timeline"]["limited"], false);
+}
+
+/// A room created by the user (on another device) or an invite reaches a sync that was already
+/// waiting, although the room was not among those it waited on.
+async fn a_long_poll_wakes_when_the_user_gets_a_new_room(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    for (waiting, expected_section) in [(&alice, "join"), (&bob, "invite")] {
+        let since = app.sync(&waiting.token, None, 0).await["next_batch"].as_str().unwrap().to_owned();
+        let started = Instant::now();
+        let (sync, room) = tokio::join!(app.sync(&waiting.token, Some(&since), 30_000), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            app.create_room(&alice.token, json!({"invite": [bob.user_id]})).await
+        });
+        assert!(started.elapsed() < Duration::from_secs(10), "woken by the new room, not the timeout");
+        assert!(sync["rooms"][expected_section].get(&room).is_some(), "{sync}");
+    }
 }
 
 async fn an_idle_long_poll_returns_after_its_timeout(backend: Backend) {

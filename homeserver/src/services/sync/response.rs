@@ -83,6 +83,9 @@ struct Changes {
     presence: Vec<crate::storage::account_data::PresenceRecord>,
     /// The device has to-device messages in the window.
     to_device: bool,
+    /// The user's own membership of some room changed in the window (a room created, joined,
+    /// left, an invite): the rooms the wait started with are out of date.
+    own_membership: bool,
     device_lists: DeviceListDelta,
 }
 
@@ -184,6 +187,7 @@ impl SyncService {
         }
         if let Some(moved) = self.rooms.notifier().changed_since(user_id, rooms, since) {
             let to_device = moved.user && self.e2ee.to_device.pending(user_id, device_id, since, now).await?;
+            let own_membership = moved.user && self.own_membership_moved(user_id, since, now).await?;
             let device_lists = if moved.user || !moved.keys.is_empty() {
                 self.e2ee.device_lists.delta(user_id, since, now).await?
             } else {
@@ -191,6 +195,7 @@ impl SyncService {
             };
             return Ok(Changes {
                 to_device,
+                own_membership,
                 device_lists,
                 rooms_with_events: moved.rooms.into_iter().collect(),
                 rooms_with_receipts: moved.receipts.into_iter().collect(),
@@ -208,6 +213,7 @@ impl SyncService {
         }
         Ok(Changes {
             to_device: self.e2ee.to_device.pending(user_id, device_id, since, now).await?,
+            own_membership: self.own_membership_moved(user_id, since, now).await?,
             device_lists: self.e2ee.device_lists.delta(user_id, since, now).await?,
             rooms_with_events: self.db.rooms_with_new_events(user_id, since, now).await?.into_iter().collect(),
             rooms_with_receipts: self.db.rooms_with_new_receipts(user_id, since, now).await?.into_iter().collect(),
@@ -218,6 +224,12 @@ impl SyncService {
                 Vec::new()
             },
         })
+    }
+
+    /// Whether one of the user's memberships changed in (`since`, `now`].
+    async fn own_membership_moved(&self, user_id: &str, since: i64, now: i64) -> ApiResult<bool> {
+        let memberships = self.rooms.memberships(user_id).await?;
+        Ok(memberships.iter().any(|m| m.stream > since && m.stream <= now))
     }
 
     async fn build(
@@ -572,6 +584,7 @@ impl Changes {
             && self.account_data.is_empty()
             && self.presence.is_empty()
             && !self.to_device
+            && !self.own_membership
             && self.device_lists.is_empty()
     }
 }
