@@ -16,7 +16,10 @@ use crate::{
         account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
-        e2ee::{backup::KeyBackup, device_lists::DeviceLists, key_counts::KeyCounts, keys::Keys, to_device::ToDevice},
+        e2ee::{
+            backup::KeyBackup, dehydrated::DehydratedDevices, device_lists::DeviceLists, key_counts::KeyCounts,
+            keys::Keys, to_device::ToDevice,
+        },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         login_backoff::LoginBackoff,
         media::{
@@ -132,6 +135,7 @@ impl App {
                 device_lists.clone(),
             ),
             devices: Devices::new(db.clone(), uia, device_lists.clone()),
+            dehydrated: DehydratedDevices::new(db.clone(), device_lists.clone()),
             keys,
             device_lists,
             to_device,

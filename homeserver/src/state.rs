@@ -11,7 +11,10 @@ use crate::{
         account_data::AccountData,
         accounts::Accounts,
         devices::Devices,
-        e2ee::{backup::KeyBackup, device_lists::DeviceLists, keys::Keys, to_device::ToDevice},
+        e2ee::{
+            backup::KeyBackup, dehydrated::DehydratedDevices, device_lists::DeviceLists, keys::Keys,
+            to_device::ToDevice,
+        },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
         media::{Media, preview::UrlPreviews},
         profiles::Profiles,
@@ -48,6 +51,7 @@ pub struct AppInner {
     pub device_lists: Arc<DeviceLists>,
     pub to_device: Arc<ToDevice>,
     pub key_backup: KeyBackup,
+    pub dehydrated: DehydratedDevices,
     pub url_previews: UrlPreviews,
     pub rate_limits: Arc<RateLimiters>,
 }

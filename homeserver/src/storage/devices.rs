@@ -90,6 +90,7 @@ impl Db {
                 "DELETE FROM one_time_keys WHERE user_id = $1 AND device_id = $2",
                 "DELETE FROM fallback_keys WHERE user_id = $1 AND device_id = $2",
                 "DELETE FROM to_device_messages WHERE user_id = $1 AND device_id = $2",
+                "DELETE FROM dehydrated_devices WHERE user_id = $1 AND device_id = $2",
                 "DELETE FROM devices WHERE user_id = $1 AND device_id = $2",
             ] {
                 sqlx::query(sql).bind(user_id).bind(device_id).execute(&mut *tx).await?;
@@ -113,6 +114,7 @@ impl Db {
             "DELETE FROM one_time_keys WHERE user_id = $1 AND device_id <> $2",
             "DELETE FROM fallback_keys WHERE user_id = $1 AND device_id <> $2",
             "DELETE FROM to_device_messages WHERE user_id = $1 AND device_id <> $2",
+            "DELETE FROM dehydrated_devices WHERE user_id = $1 AND device_id <> $2",
             "DELETE FROM devices WHERE user_id = $1 AND device_id <> $2",
         ] {
             sqlx::query(sql).bind(user_id).bind(keep).execute(&mut *tx).await?;

@@ -20,6 +20,7 @@ both_backends!(
     encryption_endpoints_need_a_token_and_valid_input,
     an_encrypted_room_stays_encrypted,
     stream_positions_are_not_reused_after_a_restart,
+    a_dehydrated_device_receives_keys_while_nobody_is_logged_in,
 );
 
 struct Key {
@@ -556,4 +557,67 @@ async fn stream_positions_are_not_reused_after_a_restart(backend: Backend) {
     let sync = app.sync(&bob.token, Some(&token), 5000).await;
     let events = sync["account_data"]["events"].as_array().cloned().unwrap_or_default();
     assert!(events.iter().any(|e| e["type"] == "m.test"), "the change is not skipped: {sync}");
+}
+
+async fn a_dehydrated_device_receives_keys_while_nobody_is_logged_in(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let base = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device";
+    assert_error(&app.get(base, Some(&alice.token)).await, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let dehydrated = Session { device_id: "DEHYDRATED1".into(), ..alice.clone() };
+    let (keys, _) = device_keys(&dehydrated);
+    let body = json!({
+        "device_id": "DEHYDRATED1",
+        "device_data": {"algorithm": "org.matrix.msc3814.v1.olm", "device_pickle": "opaque"},
+        "initial_device_display_name": "Dehydrated device",
+        "device_keys": keys,
+        "one_time_keys": one_time_keys("d", 2),
+    });
+    let (status, put) = app.put(base, Some(&alice.token), body).await;
+    assert_eq!((status, put["device_id"].as_str()), (StatusCode::OK, Some("DEHYDRATED1")), "{put}");
+    let (_, got) = app.get(base, Some(&alice.token)).await;
+    assert_eq!(got["device_data"]["device_pickle"], "opaque");
+
+    // Bob encrypts for it like for any device: its keys are listed and claimable.
+    let (_, query) = app
+        .post("/_matrix/client/v3/keys/query", Some(&bob.token), json!({"device_keys": {alice.user_id.clone(): []}}))
+        .await;
+    assert!(query["device_keys"][&alice.user_id].get("DEHYDRATED1").is_some(), "{query}");
+    assert_eq!(claim(&app, &bob, &dehydrated).await.as_object().map(|m| m.len()), Some(1));
+    for (txn, n) in [("k1", 1), ("k2", 2)] {
+        let messages = json!({alice.user_id.clone(): {"DEHYDRATED1": {"room_key": n}}});
+        assert_eq!(send_to_device(&app, &bob, txn, messages).await, StatusCode::OK);
+    }
+
+    // Alice's new login reads what the dehydrated device received, then an empty page.
+    let events_path = format!("{base}/DEHYDRATED1/events");
+    let (status, first) = app.post(&events_path, Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let contents: Vec<Value> = first["events"].as_array().unwrap().iter().map(|e| e["content"].clone()).collect();
+    assert_eq!(contents, vec![json!({"room_key": 1}), json!({"room_key": 2})]);
+    let (_, last) = app.post(&events_path, Some(&alice.token), json!({"next_batch": first["next_batch"]})).await;
+    assert_eq!(last["events"], json!([]));
+    let (_, again) = app.post(&events_path, Some(&alice.token), json!({})).await;
+    assert_eq!(again["events"].as_array().unwrap().len(), 2, "nothing was deleted: a failed rehydration can restart");
+    // The GET form (matrix-js-sdk): the last page carries no next_batch.
+    let (status, got) = app.get(&events_path, Some(&alice.token)).await;
+    assert_eq!((status, got["events"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{got}");
+    assert!(got.get("next_batch").is_none(), "{got}");
+    let wrong = app.post(&format!("{base}/{}/events", alice.device_id), Some(&alice.token), json!({})).await;
+    assert_error(&wrong, StatusCode::FORBIDDEN, "M_FORBIDDEN");
+    assert_error(&app.post(&events_path, Some(&bob.token), json!({})).await, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+
+    // A new dehydrated device replaces the old one; deleting leaves none.
+    let replacement = json!({"device_id": "DEHYDRATED2", "device_data": {"algorithm": "x"}});
+    assert_eq!(app.put(base, Some(&alice.token), replacement).await.0, StatusCode::OK);
+    let (_, query) = app
+        .post("/_matrix/client/v3/keys/query", Some(&bob.token), json!({"device_keys": {alice.user_id.clone(): []}}))
+        .await;
+    assert!(query["device_keys"][&alice.user_id].get("DEHYDRATED1").is_none(), "{query}");
+    let (status, deleted) = app.delete(base, Some(&alice.token), json!({})).await;
+    assert_eq!((status, deleted["device_id"].as_str()), (StatusCode::OK, Some("DEHYDRATED2")));
+    assert_error(&app.get(base, Some(&alice.token)).await, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    let taken = json!({"device_id": alice.device_id, "device_data": {"algorithm": "x"}});
+    assert_error(&app.put(base, Some(&alice.token), taken).await, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
 }

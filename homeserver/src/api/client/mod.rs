@@ -5,6 +5,7 @@
 mod account;
 mod account_data;
 mod capabilities;
+mod dehydrated;
 mod devices;
 mod directory;
 mod key_backup;
@@ -47,4 +48,5 @@ pub fn versionless_routes() -> Router<AppState> {
     Router::new()
         .merge(versions::routes())
         .nest("/_matrix/client/v1", register::v1_routes().merge(relations::v1_routes()))
+        .nest("/_matrix/client/unstable/org.matrix.msc3814.v1", dehydrated::routes())
 }

@@ -16,5 +16,5 @@ pub fn routes() -> Router<AppState> {
 
 /// GET /_matrix/client/versions — no authentication.
 async fn versions() -> Json<Value> {
-    Json(json!({"versions": SUPPORTED_VERSIONS, "unstable_features": {}}))
+    Json(json!({"versions": SUPPORTED_VERSIONS, "unstable_features": {"org.matrix.msc3814": true}}))
 }

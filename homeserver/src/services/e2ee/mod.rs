@@ -4,6 +4,7 @@
 //! the server stores and relays what it cannot read.
 
 pub mod backup;
+pub mod dehydrated;
 pub mod device_lists;
 pub mod key_counts;
 pub mod keys;
