@@ -6,6 +6,7 @@ mod admin;
 pub mod client;
 pub mod extract;
 mod fallback;
+mod federation;
 mod guest_access;
 mod health;
 mod media;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/_matrix/client/r0", client)
         .merge(client::versionless_routes())
         .merge(media::routes())
+        .merge(federation::routes())
         .merge(admin::routes())
         .merge(well_known::routes())
         .merge(health::routes())

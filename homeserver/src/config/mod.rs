@@ -32,6 +32,7 @@ pub struct Config {
     pub presence: PresenceConfig,
     pub media: MediaConfig,
     pub admin: AdminConfig,
+    pub federation: FederationConfig,
     pub log: LogConfig,
 }
 
@@ -41,6 +42,21 @@ pub struct Config {
 pub struct AdminConfig {
     /// User ids with admin rights (besides accounts marked admin in the database).
     pub users: Vec<String>,
+}
+
+/// `[federation]`: talking to other Matrix servers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// How long other servers may cache our signing keys (`valid_until_ts` of the key document).
+    pub key_validity_ms: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        // Synapse's default key refresh interval: a day.
+        Self { key_validity_ms: 24 * 3600 * 1000 }
+    }
 }
 
 pub use media::{MediaBackend, MediaConfig, S3Config, ThumbnailSize, UrlPreviewConfig};
@@ -181,6 +197,7 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
             admin: AdminConfig::default(),
+            federation: FederationConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -12,6 +12,7 @@ mod directory;
 mod discovery;
 mod e2ee;
 mod ephemeral;
+mod federation;
 mod guests;
 mod history;
 mod hostile_input;
