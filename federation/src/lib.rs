@@ -8,6 +8,7 @@
 pub mod canonical_json;
 pub mod event_auth;
 pub mod pdu;
+pub mod request_auth;
 pub mod room_versions;
 pub mod signing_key;
 

@@ -115,6 +115,11 @@ impl SigningKey {
             .map_err(|e| e.to_string())
     }
 
+    /// The key pair, for ruma functions that sign with it (request signing).
+    pub fn key_pair(&self) -> &Ed25519KeyPair {
+        &self.key_pair
+    }
+
     /// Signs raw bytes (used by tests and request signing).
     pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
         self.key_pair.sign(message).as_bytes().to_vec()
