@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     api,
-    config::{Config, MediaBackend},
+    config::{Config, MediaBackend, Resource, TlsFiles},
     services::{
         account_data::AccountData,
         accounts::Accounts,
@@ -41,10 +41,55 @@ use crate::{
 };
 
 pub struct App {
-    client_listener: TcpListener,
+    client_listener: BoundListener,
     client_addr: SocketAddr,
+    /// `[[listen.extra]]`, bound, in configuration order.
+    extra_listeners: Vec<BoundListener>,
     state: AppState,
     shutdown: Shutdown,
+}
+
+/// A bound listener: its socket, TLS (if any) and what it serves.
+struct BoundListener {
+    tcp: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    resources: Vec<Resource>,
+}
+
+impl BoundListener {
+    async fn bind(address: SocketAddr, tls: Option<&TlsFiles>, resources: Vec<Resource>) -> anyhow::Result<Self> {
+        // TLS files are read before binding, so a wrong path fails start-up at once.
+        let tls =
+            tls.map(|files| crate::tls_listener::server_config(&files.certificate, &files.private_key)).transpose()?;
+        let tcp = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        Ok(Self { tcp, tls, resources })
+    }
+
+    /// Serves until `shutdown`, finishing requests in flight.
+    async fn serve(self, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
+        let router = api::router_for(state, &self.resources);
+        let address = self.tcp.local_addr()?;
+        let stopping = async move { shutdown.wait().await };
+        match self.tls {
+            // Responses go out at once: with Nagle's algorithm a small response can wait for the
+            // client's delayed acknowledgement.
+            None => {
+                let listener = self.tcp.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(stopping)
+                    .await
+            }
+            Some(config) => {
+                let listener = crate::tls_listener::TlsListener::new(self.tcp, config)?.tap_io(|_| {});
+                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(stopping)
+                    .await
+            }
+        }
+        .with_context(|| format!("the listener on {address} failed"))
+    }
 }
 
 impl App {
@@ -56,10 +101,14 @@ impl App {
             .await
             .context("cannot open the database")?;
 
-        let client_listener = TcpListener::bind(config.listen.client)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen.client))?;
-        let client_addr = client_listener.local_addr()?;
+        let client_listener =
+            BoundListener::bind(config.listen.client, config.listen.tls.as_ref(), Resource::ALL.to_vec()).await?;
+        let client_addr = client_listener.tcp.local_addr()?;
+        let mut extra_listeners = Vec::new();
+        for extra in &config.listen.extra {
+            extra_listeners
+                .push(BoundListener::bind(extra.address, extra.tls.as_ref(), extra.resources.clone()).await?);
+        }
 
         let passwords = Passwords::new(&config.auth, config.password_policy.clone())?;
         let backoff = Arc::new(LoginBackoff::new(
@@ -147,12 +196,17 @@ impl App {
             db,
             config,
         });
-        Ok(Self { client_listener, client_addr, state, shutdown: Shutdown::default() })
+        Ok(Self { client_listener, client_addr, extra_listeners, state, shutdown: Shutdown::default() })
     }
 
     /// The address the client API listens on (the real port when configured with port 0).
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// The addresses of the `[[listen.extra]]` listeners, in configuration order.
+    pub fn extra_addrs(&self) -> Vec<SocketAddr> {
+        self.extra_listeners.iter().filter_map(|l| l.tcp.local_addr().ok()).collect()
     }
 
     /// The signal that stops this server; tests trigger it, `main` wires it to SIGTERM/ctrl-c.
@@ -165,19 +219,23 @@ impl App {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { client_listener, state, shutdown, .. } = self;
+        let Self { client_listener, extra_listeners, state, shutdown, .. } = self;
         tasks::spawn_background_tasks(state.clone(), shutdown.clone());
-        let router = api::router(state.clone());
-        let stopping = shutdown.clone();
-        // Responses go out at once: with Nagle's algorithm a small response can wait for the
-        // client's delayed acknowledgement.
-        let client_listener = client_listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(client_listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stopping.wait().await })
-            .await
-            .context("client API server failed")?;
+        let mut servers = vec![tokio::spawn(client_listener.serve(state.clone(), shutdown.clone()))];
+        for listener in extra_listeners {
+            servers.push(tokio::spawn(listener.serve(state.clone(), shutdown.clone())));
+        }
+        let mut failure = None;
+        for server in servers {
+            if let Err(error) = server.await.context("a listener task panicked").and_then(|served| served) {
+                // One listener failing stops the others: a half-reachable server is worse.
+                shutdown.trigger();
+                failure.get_or_insert(error);
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
+        }
         // Give SQLite a moment to checkpoint; PostgreSQL connections close cleanly.
         let _ = tokio::time::timeout(Duration::from_secs(5), state.db.close()).await;
         tracing::info!("stopped");

@@ -10,6 +10,7 @@ pub mod services;
 pub mod state;
 pub mod storage;
 pub mod tasks;
+mod tls_listener;
 
 pub use app::App;
 pub use config::Config;

@@ -49,8 +49,15 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let server_name = config.server_name.clone();
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
+    let client_scheme = scheme(config.listen.tls.is_some());
+    let extra: Vec<(bool, Vec<hearth::config::Resource>)> =
+        config.listen.extra.iter().map(|l| (l.tls.is_some(), l.resources.clone())).collect();
     let app = App::build(config).await?;
-    tracing::info!(server_name, client_api = %format!("http://{}", app.client_addr()), "hearth listening");
+    tracing::info!(server_name, client_api = %format!("{client_scheme}://{}", app.client_addr()), "hearth listening");
+    for ((tls, resources), address) in extra.into_iter().zip(app.extra_addrs()) {
+        tracing::info!(?resources, listener = %format!("{}://{address}", scheme(tls)), "hearth listening");
+    }
     tokio::spawn(tasks::trigger_on_os_signals(app.shutdown_signal()));
     app.run_until_stopped().await
 }

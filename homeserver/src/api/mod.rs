@@ -26,21 +26,34 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{error::ApiError, state::AppState};
+use crate::{config::Resource, error::ApiError, state::AppState};
 
-/// The whole client-facing router.
+/// The router of a listener serving every resource.
 pub fn router(state: AppState) -> Router {
-    let client = client::routes();
-    Router::new()
-        .nest("/_matrix/client/v3", client.clone())
-        // Clients that predate v3 still use r0 paths; Synapse serves both, so do we.
-        .nest("/_matrix/client/r0", client)
-        .merge(client::versionless_routes())
-        .merge(media::routes())
-        .merge(federation::routes())
-        .merge(admin::routes())
-        .merge(well_known::routes())
-        .merge(health::routes())
+    router_for(state, &Resource::ALL)
+}
+
+/// The router of a listener serving `resources` (and `/health`).
+pub fn router_for(state: AppState, resources: &[Resource]) -> Router {
+    let mut router = Router::new().merge(health::routes());
+    for resource in resources {
+        router = match resource {
+            Resource::Client => {
+                let client = client::routes();
+                router
+                    .nest("/_matrix/client/v3", client.clone())
+                    // Clients that predate v3 still use r0 paths; Synapse serves both, so do we.
+                    .nest("/_matrix/client/r0", client)
+                    .merge(client::versionless_routes())
+                    .merge(well_known::routes())
+            }
+            Resource::Media => router.merge(media::routes()),
+            Resource::Federation => router.merge(federation::routes()),
+            Resource::Keys => router.merge(federation::key_routes()),
+            Resource::Admin => router.merge(admin::routes()),
+        };
+    }
+    router
         .fallback(fallback::unrecognized)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.limits.max_request_body_bytes))

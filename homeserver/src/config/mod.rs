@@ -2,9 +2,10 @@
 //! variables (`__` nests: `HEARTH_DATABASE__URL`). Every option is documented in
 //! `config.example.toml`, which a test parses so it cannot drift from this file.
 
+mod listen;
 mod media;
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{fmt, path::PathBuf};
 
 use figment::{
     Figment,
@@ -59,6 +60,7 @@ impl Default for FederationConfig {
     }
 }
 
+pub use listen::{ListenConfig, ListenerConfig, Resource, TlsFiles};
 pub use media::{MediaBackend, MediaConfig, S3Config, ThumbnailSize, UrlPreviewConfig};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,15 +87,6 @@ impl Default for RoomsConfig {
     fn default() -> Self {
         Self { default_version: "12".into() }
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ListenConfig {
-    pub client: SocketAddr,
-    /// Behind a reverse proxy: take the client address from X-Forwarded-For (for rate limits
-    /// and device last-seen). Only enable it when the proxy sets that header itself.
-    pub x_forwarded: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -200,12 +193,6 @@ impl Default for Config {
             federation: FederationConfig::default(),
             log: LogConfig::default(),
         }
-    }
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        Self { client: SocketAddr::from(([127, 0, 0, 1], 8008)), x_forwarded: false }
     }
 }
 

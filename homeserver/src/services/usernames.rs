@@ -23,6 +23,12 @@ pub fn user_id_for_new_username(username: &str, server_name: &str) -> ApiResult<
     Ok(user_id)
 }
 
+/// The server name of a user id: everything after the first `:` (a localpart never holds one,
+/// while a server name may: `@alice:example.org:8448`, `@bob:[::1]:8448`).
+pub fn server_of(user_id: &str) -> &str {
+    user_id.split_once(':').map_or("", |(_, server)| server)
+}
+
 /// Resolves what a client typed at login (a localpart or a full user id) to a local user id;
 /// None when it names another server or cannot be a user id at all.
 pub fn user_id_for_login(user: &str, server_name: &str) -> Option<String> {
@@ -43,6 +49,14 @@ pub fn user_id_for_login(user: &str, server_name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_names_keep_their_ports() {
+        assert_eq!(server_of("@alice:example.org:8448"), "example.org:8448");
+        assert_eq!(server_of("@bob:[::1]:8448"), "[::1]:8448");
+        assert_eq!(server_of("@carol:localhost"), "localhost");
+        assert_eq!(server_of("nonsense"), "");
+    }
 
     #[test]
     fn usernames_are_lowercased_and_checked() {

@@ -53,8 +53,19 @@ fn to_session(
 }
 
 impl Db {
-    /// Creates the next backup version; it becomes the current one.
+    /// Creates the next backup version; it becomes the current one. Two creations at once may
+    /// pick the same number: the loser tries again.
     pub async fn create_backup_version(&self, user_id: &str, algorithm: &str, auth_data: &str) -> sqlx::Result<i64> {
+        let mut attempts = 0;
+        loop {
+            match self.try_create_backup_version(user_id, algorithm, auth_data).await {
+                Err(error) if super::Backend::is_unique_violation(&error) && attempts < 5 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_create_backup_version(&self, user_id: &str, algorithm: &str, auth_data: &str) -> sqlx::Result<i64> {
         let mut tx = self.pool().begin().await?;
         let (last,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM key_backup_versions WHERE user_id = $1")
             .bind(user_id)

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use ruma::signatures::Ed25519KeyPair;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Session, TestApp, assert_error, password_auth, spawn_app};
+use crate::helpers::{Backend, Session, TestApp, assert_error, password_auth, spawn_app, spawn_app_with};
 
 both_backends!(
     keys_are_uploaded_queried_and_claimed,
@@ -21,6 +21,7 @@ both_backends!(
     an_encrypted_room_stays_encrypted,
     stream_positions_are_not_reused_after_a_restart,
     a_dehydrated_device_receives_keys_while_nobody_is_logged_in,
+    a_server_name_with_a_port_is_still_local,
 );
 
 struct Key {
@@ -110,7 +111,7 @@ async fn keys_are_uploaded_queried_and_claimed(backend: Backend) {
     let (status, _) = upload(&app, &alice, json!({"fallback_keys": {"signed_curve25519:fb1": fallback_key}})).await;
     assert_eq!(status, StatusCode::OK);
 
-    // Bob sees Alice's device exactly as uploaded, with its display name beside it.
+    // Bob sees Alice's device exactly as uploaded, with its display name beside it once it has one.
     let (status, query) = app
         .post("/_matrix/client/v3/keys/query", Some(&bob.token), json!({"device_keys": {alice.user_id.clone(): []}}))
         .await;
@@ -118,8 +119,17 @@ async fn keys_are_uploaded_queried_and_claimed(backend: Backend) {
     let device = &query["device_keys"][&alice.user_id][&alice.device_id];
     assert_eq!(device["keys"], keys["keys"]);
     assert_eq!(device["signatures"], keys["signatures"]);
-    assert!(device["unsigned"].get("device_display_name").is_some(), "{device}");
+    assert!(device["unsigned"].get("device_display_name").is_none(), "no name, no field (not null): {device}");
     assert_eq!(query["failures"], json!({}));
+    let path = format!("/_matrix/client/v3/devices/{}", alice.device_id);
+    assert_eq!(app.put(&path, Some(&alice.token), json!({"display_name": "Alice's phone"})).await.0, StatusCode::OK);
+    let (_, named) = app
+        .post("/_matrix/client/v3/keys/query", Some(&bob.token), json!({"device_keys": {alice.user_id.clone(): []}}))
+        .await;
+    assert_eq!(
+        named["device_keys"][&alice.user_id][&alice.device_id]["unsigned"]["device_display_name"],
+        "Alice's phone"
+    );
     let (_, only_other) = app
         .post(
             "/_matrix/client/v3/keys/query",
@@ -620,4 +630,28 @@ async fn a_dehydrated_device_receives_keys_while_nobody_is_logged_in(backend: Ba
     assert_error(&app.get(base, Some(&alice.token)).await, StatusCode::NOT_FOUND, "M_NOT_FOUND");
     let taken = json!({"device_id": alice.device_id, "device_data": {"algorithm": "x"}});
     assert_error(&app.put(base, Some(&alice.token), taken).await, StatusCode::BAD_REQUEST, "M_INVALID_PARAM");
+}
+
+/// `@alice:example.org:8448`: the server part is everything after the first colon.
+async fn a_server_name_with_a_port_is_still_local(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| config.server_name = "localhost:8448".into()).await else {
+        return;
+    };
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    assert_eq!(alice.user_id, "@alice:localhost:8448");
+    let (keys, _) = device_keys(&alice);
+    assert_eq!(
+        upload(&app, &alice, json!({"device_keys": keys, "one_time_keys": one_time_keys("p", 1)})).await.0,
+        StatusCode::OK
+    );
+    let (_, query) = app
+        .post("/_matrix/client/v3/keys/query", Some(&bob.token), json!({"device_keys": {alice.user_id.clone(): []}}))
+        .await;
+    assert!(query["device_keys"][&alice.user_id].get(&alice.device_id).is_some(), "{query}");
+    assert_eq!(query["failures"], json!({}));
+    assert_eq!(claim(&app, &bob, &alice).await.as_object().map(|m| m.len()), Some(1));
+    let messages = json!({alice.user_id.clone(): {alice.device_id.clone(): {"hello": true}}});
+    assert_eq!(send_to_device(&app, &bob, "p1", messages).await, StatusCode::OK);
+    assert_eq!(to_device(&app.sync(&alice.token, None, 0).await).len(), 1);
 }

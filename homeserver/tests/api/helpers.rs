@@ -72,6 +72,9 @@ macro_rules! media_backends {
 
 pub struct TestApp {
     pub base: String,
+    /// The `[[listen.extra]]` listeners' addresses, in configuration order.
+    #[allow(dead_code)]
+    pub extra_addrs: Vec<std::net::SocketAddr>,
     pub client: reqwest::Client,
     #[allow(dead_code)]
     pub backend: Backend,
@@ -212,10 +215,12 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     let config = Config::from_figment(Figment::from(Serialized::defaults(config))).expect("valid test config");
     let app = App::build(config.clone()).await.expect("server starts");
     let base = format!("http://{}", app.client_addr());
+    let extra_addrs = app.extra_addrs();
     let shutdown = app.shutdown_signal();
     let server = tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
+        extra_addrs,
         client: reqwest::Client::new(),
         backend,
         shutdown,
@@ -261,6 +266,7 @@ impl TestApp {
         }
         let app = App::build(self.config.clone()).await.expect("server restarts");
         self.base = format!("http://{}", app.client_addr());
+        self.extra_addrs = app.extra_addrs();
         self.shutdown = app.shutdown_signal();
         self.server = Some(tokio::spawn(app.run_until_stopped()));
     }

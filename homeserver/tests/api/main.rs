@@ -16,6 +16,7 @@ mod federation;
 mod guests;
 mod history;
 mod hostile_input;
+mod listeners;
 mod login;
 mod media;
 mod media_lifecycle;

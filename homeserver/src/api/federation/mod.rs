@@ -8,6 +8,12 @@ use axum::Router;
 
 use crate::state::AppState;
 
+/// `/_matrix/federation/*` (the `federation` resource).
 pub fn routes() -> Router<AppState> {
-    server_keys::routes()
+    server_keys::federation_routes()
+}
+
+/// `/_matrix/key/*` (the `keys` resource).
+pub fn key_routes() -> Router<AppState> {
+    server_keys::key_routes()
 }

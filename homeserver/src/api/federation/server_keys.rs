@@ -11,12 +11,15 @@ use crate::{
     storage::now_ms,
 };
 
-pub fn routes() -> Router<AppState> {
+pub fn key_routes() -> Router<AppState> {
     Router::new()
         .route("/_matrix/key/v2/server", get(server_keys))
         // Deprecated form with a key id; the whole document is answered, as Synapse does.
         .route("/_matrix/key/v2/server/{key_id}", get(server_keys))
-        .route("/_matrix/federation/v1/version", get(version))
+}
+
+pub fn federation_routes() -> Router<AppState> {
+    Router::new().route("/_matrix/federation/v1/version", get(version))
 }
 
 /// The signed key document.

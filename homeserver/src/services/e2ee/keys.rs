@@ -10,7 +10,10 @@ use serde_json::{Map, Value, json};
 use super::{device_lists::DeviceLists, key_counts::KeyCounts, signatures};
 use crate::{
     error::{ApiError, ApiResult, ErrorKind},
-    services::uia::{self, Uia, UiaRequest},
+    services::{
+        uia::{self, Uia, UiaRequest},
+        usernames::server_of,
+    },
     storage::Db,
 };
 
@@ -64,7 +67,7 @@ impl Keys {
     }
 
     fn is_local(&self, user_id: &str) -> bool {
-        user_id.rsplit_once(':').is_some_and(|(_, server)| server == self.server_name)
+        server_of(user_id) == self.server_name
     }
 
     /// POST /keys/upload: the caller's device keys, one-time keys and fallback keys.
@@ -134,7 +137,7 @@ impl Keys {
             }
             if !self.is_local(user_id) {
                 // Other servers' keys arrive with federation.
-                let server = user_id.rsplit_once(':').map_or(user_id.as_str(), |(_, server)| server);
+                let server = server_of(user_id);
                 failures.insert(
                     server.to_owned(),
                     json!({"errcode": "M_UNKNOWN", "error": "Federation is not available yet"}),
@@ -146,7 +149,11 @@ impl Keys {
             for record in self.db.device_keys(user_id, &only).await? {
                 let mut keys = parse_json(&record.key_json);
                 add_signatures(&mut keys, &record.device_id, &signatures);
-                keys["unsigned"] = json!({"device_display_name": record.display_name});
+                // The spec types the name as a string: absent rather than null when unset.
+                keys["unsigned"] = match &record.display_name {
+                    Some(name) => json!({"device_display_name": name}),
+                    None => json!({}),
+                };
                 devices.insert(record.device_id, keys);
             }
             device_keys.insert(user_id.clone(), Value::Object(devices));
@@ -188,7 +195,7 @@ impl Keys {
                 return Err(ApiError::invalid_param("Too many devices in one claim"));
             }
             if !self.is_local(user_id) {
-                let server = user_id.rsplit_once(':').map_or(user_id.as_str(), |(_, server)| server);
+                let server = server_of(user_id);
                 failures.insert(
                     server.to_owned(),
                     json!({"errcode": "M_UNKNOWN", "error": "Federation is not available yet"}),

@@ -73,7 +73,7 @@ impl ToDevice {
             if ruma::UserId::parse(user_id).is_err() {
                 return Err(ApiError::invalid_param(format!("Invalid user id {user_id}")));
             }
-            if user_id.rsplit_once(':').is_none_or(|(_, server)| server != self.server_name) {
+            if crate::services::usernames::server_of(user_id) != self.server_name {
                 // Other servers' devices are reached through federation, which arrives later.
                 tracing::debug!("to-device message for a remote user dropped");
                 continue;
