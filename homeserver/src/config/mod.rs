@@ -51,12 +51,15 @@ pub struct AdminConfig {
 pub struct FederationConfig {
     /// How long other servers may cache our signing keys (`valid_until_ts` of the key document).
     pub key_validity_ms: u64,
+    /// What /.well-known/matrix/server delegates federation to (`host[:port]`); unset, it
+    /// answers 404 and peers try SRV records, then port 8448 of the server name.
+    pub well_known_server: Option<String>,
 }
 
 impl Default for FederationConfig {
     fn default() -> Self {
         // Synapse's default key refresh interval: a day.
-        Self { key_validity_ms: 24 * 3600 * 1000 }
+        Self { key_validity_ms: 24 * 3600 * 1000, well_known_server: None }
     }
 }
 
@@ -305,6 +308,11 @@ impl Config {
             return Err(ConfigError("database.url: must start with sqlite: or postgres://".into()));
         }
         self.media.validate().map_err(ConfigError)?;
+        if let Some(server) = &self.federation.well_known_server
+            && ruma::ServerName::parse(server).is_err()
+        {
+            return Err(ConfigError(format!("federation.well_known_server: {server:?} is not host or host:port")));
+        }
         if let Some(bad) = self.admin.users.iter().find(|user| ruma::UserId::parse(user.as_str()).is_err()) {
             return Err(ConfigError(format!("admin.users: {bad:?} is not a user id")));
         }

@@ -5,9 +5,12 @@ use reqwest::StatusCode;
 use ruma::signatures::{PublicKeyMap, PublicKeySet};
 use serde_json::Value;
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, assert_error, spawn_app, spawn_app_with};
 
-both_backends!(the_server_publishes_its_signed_keys_and_keeps_them_across_restarts);
+both_backends!(
+    the_server_publishes_its_signed_keys_and_keeps_them_across_restarts,
+    well_known_server_delegates_only_when_configured,
+);
 
 fn verify(document: &Value) {
     let server = document["server_name"].as_str().unwrap();
@@ -47,4 +50,19 @@ async fn the_server_publishes_its_signed_keys_and_keeps_them_across_restarts(bac
     let (_, after) = app.get("/_matrix/key/v2/server", None).await;
     assert_eq!(after["verify_keys"], document["verify_keys"]);
     verify(&after);
+}
+
+async fn well_known_server_delegates_only_when_configured(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    assert_error(&app.get("/.well-known/matrix/server", None).await, StatusCode::NOT_FOUND, "M_NOT_FOUND");
+    drop(app);
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.federation.well_known_server = Some("matrix.example.org:443".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let (status, body) = app.get("/.well-known/matrix/server", None).await;
+    assert_eq!((status, body), (StatusCode::OK, serde_json::json!({"m.server": "matrix.example.org:443"})));
 }

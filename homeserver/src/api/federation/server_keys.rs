@@ -19,7 +19,19 @@ pub fn key_routes() -> Router<AppState> {
 }
 
 pub fn federation_routes() -> Router<AppState> {
-    Router::new().route("/_matrix/federation/v1/version", get(version))
+    Router::new()
+        .route("/_matrix/federation/v1/version", get(version))
+        .route("/.well-known/matrix/server", get(well_known_server))
+}
+
+/// GET /.well-known/matrix/server (spec: Server-Server API § Resolving server names): where
+/// other servers reach this one, when `federation.well_known_server` says so (e.g.
+/// `matrix.example.org:443` when federation goes through the client port's proxy).
+async fn well_known_server(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    match &state.config.federation.well_known_server {
+        Some(server) => Ok(Json(json!({"m.server": server}))),
+        None => Err(ApiError::not_found("No federation.well_known_server is configured")),
+    }
 }
 
 /// The signed key document.
