@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 
 import pytest
-from nio import AsyncClient, ResizingMethod, RoomPreset
+from nio import ResizingMethod, RoomPreset
 from nio.events.room_events import RoomMessageImage, RoomMessageVideo
 from nio.responses import (
     DownloadError,
@@ -22,13 +22,13 @@ from nio.responses import (
     RoomPutStateResponse,
     RoomRedactResponse,
     RoomSendResponse,
-    SyncResponse,
     ThumbnailResponse,
     UploadResponse,
 )
 from PIL import Image
 
-PASSWORD = "correct horse battery"
+from nio_helpers import close_all, registered, sync_until
+
 REQUIRE_FFMPEG = os.environ.get("HEARTH_TEST_REQUIRE_FFMPEG") == "1"
 
 
@@ -58,22 +58,6 @@ def video_mp4():
         )
         with open(path, "rb") as clip:
             return clip.read()
-
-
-async def registered(server, name):
-    client = AsyncClient(server.base_url, name)
-    response = await client.register(name, PASSWORD, device_name=f"{name}'s nio")
-    assert response.user_id == f"@{name}:localhost", response
-    return client
-
-
-async def sync_until(client, predicate, attempts=20):
-    for _ in range(attempts):
-        response = await client.sync(timeout=5000, full_state=False)
-        assert isinstance(response, SyncResponse), response
-        if predicate(response):
-            return response
-    raise AssertionError("condition not reached through /sync")
 
 
 async def upload(client, data, content_type, filename):
@@ -114,11 +98,6 @@ async def joined_room(creator, invitees, **options):
 def media_events(response, room_id, kind):
     room = response.rooms.join.get(room_id)
     return [e for e in room.timeline.events if isinstance(e, kind)] if room else []
-
-
-async def close_all(*clients):
-    for client in clients:
-        await client.close()
 
 
 async def test_a_profile_picture_is_seen_by_another_user(server):

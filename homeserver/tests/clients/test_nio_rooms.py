@@ -5,7 +5,7 @@ checks are what a nio-based bot or client would see."""
 
 import asyncio
 
-from nio import AsyncClient, RoomPreset, RoomVisibility
+from nio import RoomPreset, RoomVisibility
 from nio.events.room_events import RedactedEvent, RoomMessageText
 from nio.responses import (
     JoinedMembersResponse,
@@ -18,37 +18,14 @@ from nio.responses import (
     RoomRedactResponse,
     RoomSendError,
     RoomSendResponse,
-    SyncResponse,
 )
 
-PASSWORD = "correct horse battery"
-
-
-async def registered(server, name):
-    client = AsyncClient(server.base_url, name)
-    response = await client.register(name, PASSWORD, device_name=f"{name}'s nio")
-    assert response.user_id == f"@{name}:localhost", response
-    return client
-
-
-async def sync_until(client, predicate, attempts=20):
-    """Long-polls until `predicate(response)` holds; returns that response."""
-    for _ in range(attempts):
-        response = await client.sync(timeout=5000, full_state=False)
-        assert isinstance(response, SyncResponse), response
-        if predicate(response):
-            return response
-    raise AssertionError("condition not reached through /sync")
+from nio_helpers import close_all, registered, sync_until
 
 
 def texts(response, room_id):
     room = response.rooms.join.get(room_id)
     return [e for e in room.timeline.events if isinstance(e, RoomMessageText)] if room else []
-
-
-async def close_all(*clients):
-    for client in clients:
-        await client.close()
 
 
 async def test_a_direct_chat_between_two_nio_users(server):
