@@ -14,7 +14,7 @@ from nio.responses import (
     UpdateReceiptMarkerResponse,
 )
 
-from test_nio_rooms import PASSWORD, close_all, registered, sync_until
+from nio_helpers import PASSWORD, close_all, registered, sync_until
 
 
 async def test_typing_receipts_and_presence_reach_the_other_member(server):
