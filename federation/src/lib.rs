@@ -10,6 +10,7 @@ pub mod event_auth;
 pub mod pdu;
 pub mod request_auth;
 pub mod room_versions;
+pub mod server_keys;
 pub mod signing_key;
 
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};

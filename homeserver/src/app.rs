@@ -21,6 +21,7 @@ use crate::{
             keys::Keys, to_device::ToDevice,
         },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
+        federation::{FederationClient, RemoteKeys},
         login_backoff::LoginBackoff,
         media::{
             Media, S3Store,
@@ -110,6 +111,7 @@ impl App {
                 .push(BoundListener::bind(extra.address, extra.tls.as_ref(), extra.resources.clone()).await?);
         }
 
+        let federation = Arc::new(FederationClient::new(&config.federation, &config.server_name, signing_key.clone())?);
         let passwords = Passwords::new(&config.auth, config.password_policy.clone())?;
         let backoff = Arc::new(LoginBackoff::new(
             config.auth.login_free_failures,
@@ -132,6 +134,7 @@ impl App {
             config.rooms.default_version.clone(),
             streams.clone(),
             push_rule_cache.clone(),
+            federation.clone(),
         ));
         let account_data = Arc::new(AccountData::new(db.clone(), streams.clone(), push_rule_cache));
         let receipts = Arc::new(Receipts::new(db.clone(), streams.clone(), rooms.clone(), account_data.clone()));
@@ -153,9 +156,31 @@ impl App {
         let key_counts = Arc::new(KeyCounts::new(db.clone()));
         let device_lists = Arc::new(DeviceLists::new(db.clone(), streams.clone(), rooms.clone(), key_counts.clone()));
         let to_device = Arc::new(ToDevice::new(db.clone(), streams.clone(), config.server_name.clone()));
-        let keys =
-            Keys::new(db.clone(), device_lists.clone(), key_counts.clone(), uia.clone(), config.server_name.clone());
+        let keys = Keys::new(
+            db.clone(),
+            device_lists.clone(),
+            key_counts.clone(),
+            uia.clone(),
+            config.server_name.clone(),
+            federation.clone(),
+        );
+        let notaries = config
+            .federation
+            .trusted_key_servers
+            .iter()
+            .filter_map(|server| ruma::ServerName::parse(server.as_str()).ok())
+            .collect();
+        let remote_keys = Arc::new(RemoteKeys::new(
+            db.clone(),
+            federation.clone(),
+            signing_key.clone(),
+            config.server_name.clone(),
+            config.federation.key_validity_ms,
+            notaries,
+        ));
         let state = AppState::new(AppInner {
+            federation: federation.clone(),
+            remote_keys,
             sync: SyncService::new(
                 db.clone(),
                 rooms.clone(),
@@ -171,7 +196,7 @@ impl App {
             receipts,
             typing,
             presence,
-            profiles: Profiles::new(db.clone(), rooms.clone()),
+            profiles: Profiles::new(db.clone(), rooms.clone(), federation.clone(), config.server_name.clone()),
             rooms,
             base_url: config.public_baseurl.as_ref().map(|base| normalise_base_url(base)),
             accounts: Accounts::new(

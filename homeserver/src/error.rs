@@ -59,6 +59,8 @@ pub enum ErrorKind {
         body: Map<String, Value>,
         errcode: Option<&'static str>,
     },
+    /// A server-to-server request without a valid signature (401).
+    Unauthorized,
     Internal,
 }
 
@@ -132,6 +134,7 @@ impl ApiError {
             InvalidSignature => (StatusCode::BAD_REQUEST, "M_INVALID_SIGNATURE"),
             WrongRoomKeysVersion { .. } => (StatusCode::FORBIDDEN, "M_WRONG_ROOM_KEYS_VERSION"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }
     }

@@ -16,6 +16,7 @@ use crate::{
             to_device::ToDevice,
         },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
+        federation::{FederationClient, RemoteKeys},
         media::{Media, preview::UrlPreviews},
         profiles::Profiles,
         push::rules::PushRules,
@@ -54,6 +55,10 @@ pub struct AppInner {
     pub dehydrated: DehydratedDevices,
     pub url_previews: UrlPreviews,
     pub rate_limits: Arc<RateLimiters>,
+    /// Signed requests to other servers.
+    pub federation: Arc<FederationClient>,
+    /// Other servers' signing keys (and ours, as a document).
+    pub remote_keys: Arc<RemoteKeys>,
 }
 
 impl AppState {

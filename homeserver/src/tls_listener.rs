@@ -39,15 +39,20 @@ pub fn server_config(certificate: &Path, private_key: &Path) -> anyhow::Result<r
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener`; the accept loop ends when the listener is dropped with
-    /// the server.
+    /// Starts accepting on `listener`; the accept loop ends when the server drops this listener.
     pub fn new(listener: TcpListener, config: rustls::ServerConfig) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let (sender, ready) = mpsc::channel(QUEUE);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
+                // The loop (and with it the socket) ends as soon as the server stops taking
+                // connections, so a restarted server can bind the same port at once.
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = sender.closed() => break,
+                };
+                let (tcp, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::debug!(%error, "accept failed");
@@ -55,9 +60,6 @@ impl TlsListener {
                         continue;
                     }
                 };
-                if sender.is_closed() {
-                    break;
-                }
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {

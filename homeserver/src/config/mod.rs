@@ -54,12 +54,31 @@ pub struct FederationConfig {
     /// What /.well-known/matrix/server delegates federation to (`host[:port]`); unset, it
     /// answers 404 and peers try SRV records, then port 8448 of the server name.
     pub well_known_server: Option<String>,
+    /// Servers asked for another server's keys when that server cannot be reached
+    /// (`/_matrix/key/v2/query`). Empty by default: keys come only from their own server.
+    pub trusted_key_servers: Vec<String>,
+    /// Whether peers' TLS certificates must be valid for their names. Development only: turn
+    /// off to federate with servers using self-signed certificates.
+    pub verify_certificates: bool,
+    /// Internal address ranges (CIDR) peers may be reached on. Outbound federation refuses
+    /// loopback, private and link-local addresses unless listed here (protection against
+    /// server-side request forgery); development set-ups on one machine list 127.0.0.0/8.
+    pub allowed_ip_ranges: Vec<String>,
+    /// How long one outbound federation request may take.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for FederationConfig {
     fn default() -> Self {
-        // Synapse's default key refresh interval: a day.
-        Self { key_validity_ms: 24 * 3600 * 1000, well_known_server: None }
+        Self {
+            // Synapse's default key refresh interval: a day.
+            key_validity_ms: 24 * 3600 * 1000,
+            well_known_server: None,
+            trusted_key_servers: Vec::new(),
+            verify_certificates: true,
+            allowed_ip_ranges: Vec::new(),
+            request_timeout_ms: 60_000,
+        }
     }
 }
 
@@ -312,6 +331,15 @@ impl Config {
             && ruma::ServerName::parse(server).is_err()
         {
             return Err(ConfigError(format!("federation.well_known_server: {server:?} is not host or host:port")));
+        }
+        if self.federation.allowed_ip_ranges.iter().any(|range| crate::services::media::IpRange::parse(range).is_none())
+        {
+            return Err(ConfigError("federation.allowed_ip_ranges: use CIDR ranges such as 127.0.0.0/8".into()));
+        }
+        for server in &self.federation.trusted_key_servers {
+            if ruma::ServerName::parse(server.as_str()).is_err() {
+                return Err(ConfigError(format!("federation.trusted_key_servers: {server:?} is not a server name")));
+            }
         }
         if let Some(bad) = self.admin.users.iter().find(|user| ruma::UserId::parse(user.as_str()).is_err()) {
             return Err(ConfigError(format!("admin.users: {bad:?} is not a user id")));

@@ -2,6 +2,10 @@
 
 use crate::{
     error::{ApiError, ApiResult},
+    services::{
+        federation::{FederationClient, FederationError, query_value},
+        usernames::server_of,
+    },
     storage::Db,
 };
 
@@ -41,16 +45,33 @@ pub struct Profiles {
     db: Db,
     /// Member events carry the profile into rooms.
     rooms: std::sync::Arc<crate::services::rooms::Rooms>,
+    /// Other servers' users' profiles are asked of their server.
+    federation: std::sync::Arc<FederationClient>,
+    server_name: String,
 }
 
 impl Profiles {
-    pub fn new(db: Db, rooms: std::sync::Arc<crate::services::rooms::Rooms>) -> Self {
-        Self { db, rooms }
+    pub fn new(
+        db: Db,
+        rooms: std::sync::Arc<crate::services::rooms::Rooms>,
+        federation: std::sync::Arc<FederationClient>,
+        server_name: String,
+    ) -> Self {
+        Self { db, rooms, federation, server_name }
     }
 
-    /// A local user's profile; M_NOT_FOUND for unknown users. Remote profiles arrive with
-    /// federation.
+    /// A user's profile: local users' from storage, other servers' users' from their server
+    /// (GET /_matrix/federation/v1/query/profile); M_NOT_FOUND for unknown users.
     pub async fn get(&self, user_id: &str) -> ApiResult<Profile> {
+        let server = server_of(user_id);
+        if server != self.server_name {
+            let destination =
+                ruma::ServerName::parse(server).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
+            let path = format!("/_matrix/federation/v1/query/profile?user_id={}", query_value(user_id));
+            let answer = self.federation.get(&destination, &path).await.map_err(FederationError::into_api_error)?;
+            let text = |field: &str| answer.get(field).and_then(serde_json::Value::as_str).map(str::to_owned);
+            return Ok(Profile { displayname: text("displayname"), avatar_url: text("avatar_url") });
+        }
         match self.db.user(user_id).await? {
             Some(user) => Ok(Profile { displayname: user.displayname, avatar_url: user.avatar_url }),
             None => Err(ApiError::not_found("Profile not found")),

@@ -273,6 +273,17 @@ impl Db {
             .collect())
     }
 
+    /// The position of the user's latest device list change (0 when it never changed): the
+    /// `stream_id` other servers see in /user/devices.
+    pub async fn device_list_stream(&self, user_id: &str) -> sqlx::Result<i64> {
+        let (stream,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(stream_ordering) FROM device_list_changes WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(stream.unwrap_or(0))
+    }
+
     /// Records that the user's devices or keys changed at `stream`.
     pub async fn record_device_list_change(&self, user_id: &str, stream: i64) -> sqlx::Result<()> {
         sqlx::query("INSERT INTO device_list_changes (stream_ordering, user_id) VALUES ($1, $2)")

@@ -15,6 +15,7 @@ pub mod push;
 pub mod relations;
 pub mod rooms;
 pub mod search;
+pub mod server_keys;
 pub mod threepids;
 pub mod to_device;
 mod token_cache;

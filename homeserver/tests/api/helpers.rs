@@ -432,3 +432,45 @@ pub fn timeline<'a>(sync: &'a Value, room_id: &str) -> Vec<&'a Value> {
         .map(|events| events.iter().collect())
         .unwrap_or_default()
 }
+
+/// Starts a server that federates over TLS on loopback, named `127.0.0.1:{port}` after its
+/// federation listener (resources federation, keys and media, a fresh self-signed certificate).
+/// It accepts peers' self-signed certificates and loopback addresses, as a development set-up
+/// on one machine must.
+#[allow(dead_code)]
+pub async fn spawn_federating(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    use hearth::config::{ListenerConfig, Resource, TlsFiles};
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let files = TlsFiles { certificate: dir.path().join("cert.pem"), private_key: dir.path().join("key.pem") };
+    std::fs::write(&files.certificate, made.cert.pem()).unwrap();
+    std::fs::write(&files.private_key, made.key_pair.serialize_pem()).unwrap();
+    // The server name carries the port, so the port is chosen first (and the certificate
+    // directory kept for the server's lifetime).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(backend, |config| {
+        config.server_name = format!("127.0.0.1:{port}");
+        config.listen.extra = vec![ListenerConfig {
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            resources: vec![Resource::Federation, Resource::Keys, Resource::Media],
+            tls: Some(files),
+        }];
+        config.federation.verify_certificates = false;
+        config.federation.allowed_ip_ranges = vec!["127.0.0.0/8".into()];
+        tweak(config);
+    })
+    .await?;
+    KEEP_DIRS.lock().unwrap().push(dir);
+    Some(app)
+}
+
+/// Certificate directories of federating test servers, kept until the test process ends.
+static KEEP_DIRS: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+impl TestApp {
+    /// This server's name.
+    #[allow(dead_code)]
+    pub fn server_name(&self) -> &str {
+        &self.config.server_name
+    }
+}

@@ -13,6 +13,7 @@ mod discovery;
 mod e2ee;
 mod ephemeral;
 mod federation;
+mod federation_queries;
 mod guests;
 mod history;
 mod hostile_input;

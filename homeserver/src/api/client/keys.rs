@@ -42,7 +42,7 @@ async fn query(
     user: AuthUser,
     MatrixJson(body): MatrixJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(state.keys.query(&user.user_id, &body).await?))
+    Ok(Json(state.keys.query(&user.user_id, &body, remote_timeout(&body)).await?))
 }
 
 /// POST /keys/claim
@@ -51,7 +51,14 @@ async fn claim(
     _user: AuthUser,
     MatrixJson(body): MatrixJson<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(state.keys.claim(&body).await?))
+    Ok(Json(state.keys.claim(&body, remote_timeout(&body)).await?))
+}
+
+/// How long other servers are waited for: the body's `timeout` (ms), 10 s by default, at most a
+/// minute.
+fn remote_timeout(body: &Value) -> std::time::Duration {
+    let ms = body.get("timeout").and_then(Value::as_u64).unwrap_or(10_000).min(60_000);
+    std::time::Duration::from_millis(ms)
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,9 @@
-//! The Server-Server API's inbound routes (spec: Server-Server API). First slice: the server's
-//! own signing keys (`/_matrix/key/v2/server`) and `/_matrix/federation/v1/version`, which peers
-//! and federation testers ask for before anything else.
+//! The Server-Server API's inbound routes (spec: Server-Server API): the server's signing keys
+//! and the notary endpoints (`server_keys`), and the signed queries other servers make
+//! (`queries`), each request authenticated by `auth`.
 
+mod auth;
+mod queries;
 mod server_keys;
 
 use axum::Router;
@@ -10,7 +12,7 @@ use crate::state::AppState;
 
 /// `/_matrix/federation/*` (the `federation` resource).
 pub fn routes() -> Router<AppState> {
-    server_keys::federation_routes()
+    server_keys::federation_routes().merge(queries::routes())
 }
 
 /// `/_matrix/key/*` (the `keys` resource).

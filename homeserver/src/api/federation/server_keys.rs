@@ -1,21 +1,32 @@
-//! GET /_matrix/key/v2/server (spec: Server-Server API § Publishing Keys): the server's verify
-//! keys, signed with them, valid for `federation.key_validity_ms`; and
+//! Server keys (spec: Server-Server API § Retrieving server keys): GET /_matrix/key/v2/server
+//! (this server's keys, signed with them, valid for `federation.key_validity_ms`), the notary
+//! endpoints /_matrix/key/v2/query (other servers' keys, countersigned by this server), and
 //! GET /_matrix/federation/v1/version.
 
-use axum::{Json, Router, extract::State, routing::get};
-use serde_json::{Value, json};
+use axum::{
+    Json, Router,
+    extract::State,
+    routing::{get, post},
+};
+use ruma::ServerName;
+use serde_json::{Map, Value, json};
 
 use crate::{
+    api::extract::{MatrixJson, MatrixPath, MatrixQuery},
     error::{ApiError, ApiResult},
     state::AppState,
-    storage::now_ms,
 };
+
+/// Servers one notary query may ask about.
+const MAX_NOTARY_SERVERS: usize = 100;
 
 pub fn key_routes() -> Router<AppState> {
     Router::new()
         .route("/_matrix/key/v2/server", get(server_keys))
         // Deprecated form with a key id; the whole document is answered, as Synapse does.
         .route("/_matrix/key/v2/server/{key_id}", get(server_keys))
+        .route("/_matrix/key/v2/query", post(query_keys))
+        .route("/_matrix/key/v2/query/{server_name}", get(query_server_keys))
 }
 
 pub fn federation_routes() -> Router<AppState> {
@@ -36,17 +47,49 @@ async fn well_known_server(State(state): State<AppState>) -> ApiResult<Json<Valu
 
 /// The signed key document.
 async fn server_keys(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let key = &state.signing_key;
-    let validity = i64::try_from(state.config.federation.key_validity_ms).unwrap_or(i64::MAX / 4);
-    let document = json!({
-        "server_name": state.config.server_name,
-        "verify_keys": {key.key_id(): {"key": key.public_key_base64()}},
-        "old_verify_keys": {},
-        "valid_until_ts": now_ms().saturating_add(validity),
-    });
-    let mut object = hearth_federation::to_canonical_object(document).map_err(ApiError::internal)?;
-    key.sign_json(&state.config.server_name, &mut object).map_err(ApiError::internal)?;
-    Ok(Json(serde_json::to_value(object).map_err(ApiError::internal)?))
+    let document = state.remote_keys.own_document().map_err(ApiError::internal)?;
+    Ok(Json(serde_json::to_value(document).map_err(ApiError::internal)?))
+}
+
+/// POST /_matrix/key/v2/query: `{"server_keys": {server: {key_id: {"minimum_valid_until_ts"}}}}`.
+async fn query_keys(State(state): State<AppState>, MatrixJson(body): MatrixJson<Value>) -> ApiResult<Json<Value>> {
+    let Some(wanted) = body.get("server_keys").and_then(Value::as_object) else {
+        return Err(ApiError::missing_param("server_keys is required"));
+    };
+    if wanted.len() > MAX_NOTARY_SERVERS {
+        return Err(ApiError::invalid_param("Too many servers in one query"));
+    }
+    let mut documents = Vec::new();
+    for (server, keys) in wanted {
+        let Ok(server) = ServerName::parse(server.as_str()) else {
+            continue;
+        };
+        let minimum = keys
+            .as_object()
+            .into_iter()
+            .flat_map(Map::values)
+            .filter_map(|criteria| criteria.get("minimum_valid_until_ts").and_then(Value::as_i64))
+            .max()
+            .unwrap_or(0);
+        documents.extend(state.remote_keys.notarised(&server, minimum).await);
+    }
+    Ok(Json(json!({"server_keys": documents})))
+}
+
+#[derive(serde::Deserialize)]
+struct MinimumValidity {
+    minimum_valid_until_ts: Option<i64>,
+}
+
+/// GET /_matrix/key/v2/query/{serverName}
+async fn query_server_keys(
+    State(state): State<AppState>,
+    MatrixPath(server): MatrixPath<String>,
+    MatrixQuery(query): MatrixQuery<MinimumValidity>,
+) -> ApiResult<Json<Value>> {
+    let server = ServerName::parse(server.as_str()).map_err(|_| ApiError::invalid_param("Invalid server name"))?;
+    let documents = state.remote_keys.notarised(&server, query.minimum_valid_until_ts.unwrap_or(0)).await;
+    Ok(Json(json!({"server_keys": documents})))
 }
 
 async fn version() -> Json<Value> {

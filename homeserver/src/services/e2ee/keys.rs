@@ -3,14 +3,20 @@
 //! publish cross-signing keys and signatures. Keys are kept verbatim — clients check the
 //! signatures over them, so the server must not reshape them.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde_json::{Map, Value, json};
 
-use super::{device_lists::DeviceLists, key_counts::KeyCounts, signatures};
+use super::{
+    device_lists::DeviceLists,
+    federated::{self, KeySet},
+    key_counts::KeyCounts,
+    signatures,
+};
 use crate::{
     error::{ApiError, ApiResult, ErrorKind},
     services::{
+        federation::FederationClient,
         uia::{self, Uia, UiaRequest},
         usernames::server_of,
     },
@@ -23,6 +29,7 @@ pub struct Keys {
     key_counts: Arc<KeyCounts>,
     uia: Arc<Uia>,
     server_name: String,
+    federation: Arc<FederationClient>,
 }
 
 /// The most one-time keys one upload may carry (clients upload a few dozen at a time).
@@ -62,8 +69,9 @@ impl Keys {
         key_counts: Arc<KeyCounts>,
         uia: Arc<Uia>,
         server_name: String,
+        federation: Arc<FederationClient>,
     ) -> Self {
-        Self { db, device_lists, key_counts, uia, server_name }
+        Self { db, device_lists, key_counts, uia, server_name, federation }
     }
 
     fn is_local(&self, user_id: &str) -> bool {
@@ -117,14 +125,12 @@ impl Keys {
         Ok(json!({"one_time_key_counts": one_time_key_counts(&self.db, user_id, device_id).await?}))
     }
 
-    /// POST /keys/query
-    pub async fn query(&self, requester: &str, body: &Value) -> ApiResult<Value> {
+    /// POST /keys/query: local users from storage, other servers' users over federation (all
+    /// servers asked at once, each bounded by `timeout`).
+    pub async fn query(&self, requester: &str, body: &Value, timeout: Duration) -> ApiResult<Value> {
         let wanted = object(body, "device_keys")?.ok_or_else(|| ApiError::missing_param("device_keys is required"))?;
-        let mut device_keys = Map::new();
-        let mut master_keys = Map::new();
-        let mut self_signing_keys = Map::new();
-        let mut user_signing_keys = Map::new();
-        let mut failures = Map::new();
+        let mut found = KeySet::default();
+        let mut remote: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
         let mut entries = 0;
         for (user_id, devices) in wanted {
             let only: Vec<String> = match devices {
@@ -135,56 +141,87 @@ impl Keys {
             if entries > MAX_QUERY_ENTRIES {
                 return Err(ApiError::invalid_param("Too many users and devices in one query"));
             }
-            if !self.is_local(user_id) {
-                // Other servers' keys arrive with federation.
-                let server = server_of(user_id);
-                failures.insert(
-                    server.to_owned(),
-                    json!({"errcode": "M_UNKNOWN", "error": "Federation is not available yet"}),
-                );
-                continue;
-            }
-            let signatures = self.db.key_signatures(user_id, &[user_id.as_str(), requester]).await?;
-            let mut devices = Map::new();
-            for record in self.db.device_keys(user_id, &only).await? {
-                let mut keys = parse_json(&record.key_json);
-                add_signatures(&mut keys, &record.device_id, &signatures);
-                // The spec types the name as a string: absent rather than null when unset.
-                keys["unsigned"] = match &record.display_name {
-                    Some(name) => json!({"device_display_name": name}),
-                    None => json!({}),
-                };
-                devices.insert(record.device_id, keys);
-            }
-            device_keys.insert(user_id.clone(), Value::Object(devices));
-            for (key_type, json) in self.db.cross_signing_keys(user_id).await? {
-                let mut key = parse_json(&json);
-                if let Some((_, public)) = signatures::cross_signing_public_key(&key) {
-                    add_signatures(&mut key, &public, &signatures);
-                }
-                match key_type.as_str() {
-                    "master" => master_keys.insert(user_id.clone(), key),
-                    "self_signing" => self_signing_keys.insert(user_id.clone(), key),
-                    "user_signing" if user_id == requester => user_signing_keys.insert(user_id.clone(), key),
-                    _ => None,
-                };
+            if self.is_local(user_id) {
+                self.add_local_keys(user_id, &only, Some(requester), &mut found).await?;
+            } else {
+                remote.entry(server_of(user_id)).or_default().insert(user_id.clone(), devices.clone());
             }
         }
-        Ok(json!({
-            "device_keys": device_keys,
-            "master_keys": master_keys,
-            "self_signing_keys": self_signing_keys,
-            "user_signing_keys": user_signing_keys,
-            "failures": failures,
-        }))
+        let failures = federated::query(&self.federation, remote, timeout, &mut found).await;
+        let mut answer = found.into_json();
+        answer["failures"] = Value::Object(failures);
+        Ok(answer)
     }
 
-    /// POST /keys/claim: one key per device asked for, each one-time key to one claimer only.
-    pub async fn claim(&self, body: &Value) -> ApiResult<Value> {
+    /// POST /_matrix/federation/v1/user/keys/query: this server's users only, without
+    /// user-signing keys (those are for their owner alone).
+    pub async fn query_for_server(&self, body: &Value) -> ApiResult<Value> {
+        let wanted = object(body, "device_keys")?.ok_or_else(|| ApiError::missing_param("device_keys is required"))?;
+        if wanted.values().map(|devices| 1 + devices.as_array().map_or(0, Vec::len)).sum::<usize>() > MAX_QUERY_ENTRIES
+        {
+            return Err(ApiError::invalid_param("Too many users and devices in one query"));
+        }
+        let mut found = KeySet::default();
+        for (user_id, devices) in wanted {
+            if !self.is_local(user_id) {
+                continue;
+            }
+            let only: Vec<String> =
+                devices.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+            self.add_local_keys(user_id, &only, None, &mut found).await?;
+        }
+        let mut answer = found.into_json();
+        if let Value::Object(map) = &mut answer {
+            map.remove("user_signing_keys");
+        }
+        Ok(answer)
+    }
+
+    /// One local user's device keys (all, or `only` these) and cross-signing keys, with the
+    /// signatures the user (and `requester`) uploaded merged in.
+    async fn add_local_keys(
+        &self,
+        user_id: &str,
+        only: &[String],
+        requester: Option<&str>,
+        found: &mut KeySet,
+    ) -> ApiResult<()> {
+        let signers: Vec<&str> = std::iter::once(user_id).chain(requester).collect();
+        let signatures = self.db.key_signatures(user_id, &signers).await?;
+        let mut devices = Map::new();
+        for record in self.db.device_keys(user_id, only).await? {
+            let mut keys = parse_json(&record.key_json);
+            add_signatures(&mut keys, &record.device_id, &signatures);
+            // The spec types the name as a string: absent rather than null when unset.
+            keys["unsigned"] = match &record.display_name {
+                Some(name) => json!({"device_display_name": name}),
+                None => json!({}),
+            };
+            devices.insert(record.device_id, keys);
+        }
+        found.device_keys.insert(user_id.to_owned(), Value::Object(devices));
+        for (key_type, json) in self.db.cross_signing_keys(user_id).await? {
+            let mut key = parse_json(&json);
+            if let Some((_, public)) = signatures::cross_signing_public_key(&key) {
+                add_signatures(&mut key, &public, &signatures);
+            }
+            match key_type.as_str() {
+                "master" => found.master_keys.insert(user_id.to_owned(), key),
+                "self_signing" => found.self_signing_keys.insert(user_id.to_owned(), key),
+                "user_signing" if Some(user_id) == requester => found.user_signing_keys.insert(user_id.to_owned(), key),
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
+    /// POST /keys/claim: one key per device asked for, each one-time key to one claimer only;
+    /// other servers' devices over federation.
+    pub async fn claim(&self, body: &Value, timeout: Duration) -> ApiResult<Value> {
         let wanted =
             object(body, "one_time_keys")?.ok_or_else(|| ApiError::missing_param("one_time_keys is required"))?;
         let mut claimed = Map::new();
-        let mut failures = Map::new();
+        let mut remote: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
         let mut entries = 0;
         for (user_id, devices) in wanted {
             let Value::Object(devices) = devices else {
@@ -195,29 +232,50 @@ impl Keys {
                 return Err(ApiError::invalid_param("Too many devices in one claim"));
             }
             if !self.is_local(user_id) {
-                let server = server_of(user_id);
-                failures.insert(
-                    server.to_owned(),
-                    json!({"errcode": "M_UNKNOWN", "error": "Federation is not available yet"}),
-                );
+                remote.entry(server_of(user_id)).or_default().insert(user_id.clone(), Value::Object(devices.clone()));
                 continue;
             }
-            let mut keys_for_user = Map::new();
-            for (device_id, algorithm) in devices {
-                let algorithm =
-                    algorithm.as_str().ok_or_else(|| ApiError::bad_json("The algorithm must be a string"))?;
-                let claimed = self.db.claim_key(user_id, device_id, algorithm).await?;
-                self.key_counts.forget(user_id, Some(device_id));
-                if let Some((key_id, json)) = claimed {
-                    keys_for_user
-                        .insert(device_id.clone(), json!({format!("{algorithm}:{key_id}"): parse_json(&json)}));
-                }
-            }
-            if !keys_for_user.is_empty() {
-                claimed.insert(user_id.clone(), Value::Object(keys_for_user));
+            self.claim_local(user_id, devices, &mut claimed).await?;
+        }
+        let failures = federated::claim(&self.federation, remote, timeout, &mut claimed).await;
+        Ok(json!({"one_time_keys": claimed, "failures": failures}))
+    }
+
+    /// POST /_matrix/federation/v1/user/keys/claim: this server's users only.
+    pub async fn claim_for_server(&self, body: &Value) -> ApiResult<Value> {
+        let wanted =
+            object(body, "one_time_keys")?.ok_or_else(|| ApiError::missing_param("one_time_keys is required"))?;
+        if wanted.values().map(|devices| devices.as_object().map_or(0, Map::len)).sum::<usize>() > MAX_QUERY_ENTRIES {
+            return Err(ApiError::invalid_param("Too many devices in one claim"));
+        }
+        let mut claimed = Map::new();
+        for (user_id, devices) in wanted {
+            if let (true, Value::Object(devices)) = (self.is_local(user_id), devices) {
+                self.claim_local(user_id, devices, &mut claimed).await?;
             }
         }
-        Ok(json!({"one_time_keys": claimed, "failures": failures}))
+        Ok(json!({"one_time_keys": claimed}))
+    }
+
+    async fn claim_local(
+        &self,
+        user_id: &str,
+        devices: &Map<String, Value>,
+        claimed: &mut Map<String, Value>,
+    ) -> ApiResult<()> {
+        let mut keys_for_user = Map::new();
+        for (device_id, algorithm) in devices {
+            let algorithm = algorithm.as_str().ok_or_else(|| ApiError::bad_json("The algorithm must be a string"))?;
+            let claimed = self.db.claim_key(user_id, device_id, algorithm).await?;
+            self.key_counts.forget(user_id, Some(device_id));
+            if let Some((key_id, json)) = claimed {
+                keys_for_user.insert(device_id.clone(), json!({format!("{algorithm}:{key_id}"): parse_json(&json)}));
+            }
+        }
+        if !keys_for_user.is_empty() {
+            claimed.insert(user_id.to_owned(), Value::Object(keys_for_user));
+        }
+        Ok(())
     }
 
     /// POST /keys/device_signing/upload. Needs the password unless the user has no master key

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod dehydrated;
 pub mod device_lists;
+mod federated;
 pub mod key_counts;
 pub mod keys;
 pub mod signatures;

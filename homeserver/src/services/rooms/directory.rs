@@ -39,8 +39,33 @@ impl Rooms {
     }
 
     /// GET /directory/room/{roomAlias}
+    /// Aliases of other servers are asked of their server
+    /// (GET /_matrix/federation/v1/query/directory).
     pub async fn resolve_alias(&self, alias: &str) -> ApiResult<(String, Vec<String>)> {
-        ruma::RoomAliasId::parse(alias).map_err(|_| ApiError::invalid_param("Invalid room alias"))?;
+        let parsed = ruma::RoomAliasId::parse(alias).map_err(|_| ApiError::invalid_param("Invalid room alias"))?;
+        if parsed.server_name().as_str() != self.server_name {
+            let path = format!(
+                "/_matrix/federation/v1/query/directory?room_alias={}",
+                crate::services::federation::query_value(alias)
+            );
+            let answer = self
+                .federation
+                .get(parsed.server_name(), &path)
+                .await
+                .map_err(crate::services::federation::FederationError::into_api_error)?;
+            let room_id =
+                answer["room_id"].as_str().filter(|id| ruma::RoomId::parse(*id).is_ok()).ok_or_else(|| {
+                    ApiError::new(crate::error::ErrorKind::BadGateway, "The alias's server sent no room id")
+                })?;
+            let servers = answer["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|server| server.as_str().filter(|s| ruma::ServerName::parse(*s).is_ok()))
+                .map(str::to_owned)
+                .collect();
+            return Ok((room_id.to_owned(), servers));
+        }
         let room_id = self.db.alias_room(alias).await?.ok_or_else(|| ApiError::not_found("Room alias not found"))?;
         Ok((room_id, vec![self.server_name.clone()]))
     }

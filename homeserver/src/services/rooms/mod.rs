@@ -56,6 +56,8 @@ pub struct Rooms {
     heads: heads::RoomHeads,
     /// Users' push rules, shared with account data (which clears an entry when they change).
     push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
+    /// Requests to other servers (remote aliases; joins and events as federation lands).
+    federation: Arc<crate::services::federation::FederationClient>,
 }
 
 impl Rooms {
@@ -66,6 +68,7 @@ impl Rooms {
         default_version: String,
         streams: Arc<StreamWriter>,
         push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
+        federation: Arc<crate::services::federation::FederationClient>,
     ) -> Self {
         Self {
             db,
@@ -80,6 +83,7 @@ impl Rooms {
             unread: Default::default(),
             heads: Default::default(),
             push_rules,
+            federation,
         }
     }
 

@@ -4,7 +4,6 @@
 //! addresses (see `guard`), are bounded in size, time and number at once, and each answer is
 //! kept for an hour so a link posted in a busy room is fetched once.
 
-mod guard;
 mod opengraph;
 
 use std::{
@@ -17,8 +16,8 @@ use bytes::Bytes;
 use reqwest::{Url, header};
 use serde_json::{Map, Value, json};
 
-use self::guard::{AddressPolicy, blocked_cause};
 use super::{IpRange, Media, thumbnail};
+use crate::services::outbound_guard::{self as guard, AddressPolicy, blocked_cause};
 use crate::{
     config::UrlPreviewConfig,
     error::{ApiError, ApiResult, ErrorKind},

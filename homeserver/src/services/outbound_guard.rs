@@ -1,5 +1,6 @@
-//! Keeps URL previews off internal networks (SSRF): every address a preview connects to, for the
-//! first URL and for each redirect, must be public or inside a range the admin allowed. Names
+//! Keeps the server's own outbound requests (URL previews, federation) off internal networks
+//! (SSRF): every address such a request connects to, for the first URL and for each redirect,
+//! must be public or inside a range the admin allowed. Names
 //! are resolved here and the connection goes to exactly the addresses checked, so a name that
 //! resolves to a public address at check time and a private one at connect time (DNS
 //! rebinding) gains nothing.

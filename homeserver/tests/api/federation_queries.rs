@@ -1,0 +1,297 @@
+//! Two Hearth servers federating over loopback TLS: profiles, aliases, device keys and
+//! one-time key claims of one server's users asked for by the other's; signed-request checks
+//! (no header, forged, wrong destination); key fetching, caching and notarising; unreachable
+//! and private-address peers.
+
+use hearth_federation::{SigningKey, request_auth};
+use reqwest::{Method, StatusCode};
+use ruma::ServerName;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Session, TestApp, assert_error, encode, spawn_app_with, spawn_federating};
+
+both_backends!(
+    profiles_and_aliases_are_asked_of_the_users_server,
+    keys_are_queried_and_claimed_across_servers,
+    only_correctly_signed_requests_are_answered,
+    keys_are_cached_and_notarised,
+    unreachable_and_private_peers_fail_cleanly,
+);
+
+async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
+    let a = spawn_federating(backend, |_| {}).await?;
+    let b = spawn_federating(backend, |_| {}).await?;
+    Some((a, b))
+}
+
+/// Sends a request to `to`'s federation listener, signed (or not) as `from` with `key`.
+async fn federation_request(
+    to: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    signer: Option<(&str, &SigningKey, &str)>,
+) -> (StatusCode, Value) {
+    let bytes = body.map(|body| serde_json::to_vec(&body).unwrap()).unwrap_or_default();
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let mut request = client.request(method.clone(), format!("https://127.0.0.1:{}{path}", to.extra_addrs[0].port()));
+    if let Some((origin, key, destination)) = signer {
+        let to_sign = axum::http::Request::builder().method(method).uri(path).body(bytes.clone()).unwrap();
+        let header = request_auth::sign_request(
+            key,
+            &ServerName::parse(origin).unwrap(),
+            &ServerName::parse(destination).unwrap(),
+            &to_sign,
+        )
+        .unwrap();
+        request = request.header("Authorization", header);
+    }
+    if !bytes.is_empty() {
+        request = request.header("Content-Type", "application/json").body(bytes);
+    }
+    let response = request.send().await.expect("TLS request");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn signing_key(app: &TestApp) -> SigningKey {
+    SigningKey::load_or_generate(&app.data_dir().join("signing.key")).unwrap()
+}
+
+async fn profiles_and_aliases_are_asked_of_the_users_server(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let displayname = json!({"displayname": "Bob from B"});
+    let path = format!("/_matrix/client/v3/profile/{}/displayname", encode(&bob.user_id));
+    assert_eq!(b.put(&path, Some(&bob.token), displayname).await.0, StatusCode::OK);
+
+    let (status, profile) = a.get(&format!("/_matrix/client/v3/profile/{}", encode(&bob.user_id)), None).await;
+    assert_eq!((status, profile["displayname"].as_str()), (StatusCode::OK, Some("Bob from B")), "{profile}");
+    let (status, name) = a.get(&path, Some(&alice.token)).await;
+    assert_eq!((status, name), (StatusCode::OK, json!({"displayname": "Bob from B"})));
+    // An unknown user on the other server is 404, as it would be there.
+    let nobody = format!("@nobody:{}", b.server_name());
+    assert_error(
+        &a.get(&format!("/_matrix/client/v3/profile/{}", encode(&nobody)), None).await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+    );
+
+    // An alias made on B resolves from A to B's room.
+    let room_id = b.create_room(&bob.token, json!({"room_alias_name": "lobby"})).await;
+    let alias = format!("#lobby:{}", b.server_name());
+    let (status, resolved) = a.get(&format!("/_matrix/client/v3/directory/room/{}", encode(&alias)), None).await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["room_id"], room_id.as_str());
+    assert_eq!(resolved["servers"], json!([b.server_name()]));
+    let missing = format!("#missing:{}", b.server_name());
+    assert_error(
+        &a.get(&format!("/_matrix/client/v3/directory/room/{}", encode(&missing)), None).await,
+        StatusCode::NOT_FOUND,
+        "M_NOT_FOUND",
+    );
+}
+
+/// Device keys for `user`'s device, as a client uploads them (signed by the device's key).
+fn device_keys(user: &Session) -> Value {
+    let pair = ruma::signatures::Ed25519KeyPair::from_der(
+        &ruma::signatures::Ed25519KeyPair::generate(),
+        user.device_id.clone(),
+    )
+    .unwrap();
+    let public = base64_public(&pair);
+    let keys = json!({
+        "user_id": user.user_id,
+        "device_id": user.device_id,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": {
+            format!("curve25519:{}", user.device_id): "dGhpcyBpcyBhIGN1cnZlIGtleSBmb3IgdGVzdGluZw",
+            format!("ed25519:{}", user.device_id): public,
+        },
+    });
+    let mut object = hearth_federation::to_canonical_object(keys).unwrap();
+    ruma::signatures::sign_json(&user.user_id, &pair, &mut object).unwrap();
+    serde_json::to_value(object).unwrap()
+}
+
+fn base64_public(pair: &ruma::signatures::Ed25519KeyPair) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(pair.public_key())
+}
+
+async fn keys_are_queried_and_claimed_across_servers(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let keys = device_keys(&bob);
+    let one_time: serde_json::Map<String, Value> = (0..2)
+        .map(|i| (format!("signed_curve25519:otk{i}"), json!({"key": format!("one-time-{i}"), "signatures": {}})))
+        .collect();
+    let (status, body) = b
+        .post(
+            "/_matrix/client/v3/keys/upload",
+            Some(&bob.token),
+            json!({"device_keys": keys, "one_time_keys": one_time}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let query = json!({"device_keys": {bob.user_id.clone(): []}});
+    let (status, found) = a.post("/_matrix/client/v3/keys/query", Some(&alice.token), query).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["failures"], json!({}));
+    let device = &found["device_keys"][&bob.user_id][&bob.device_id];
+    for field in ["user_id", "device_id", "algorithms", "keys", "signatures"] {
+        assert_eq!(device[field], keys[field], "{field} arrives verbatim");
+    }
+
+    // Each one-time key goes to one claim; then there are none left.
+    let claim = json!({"one_time_keys": {bob.user_id.clone(): {bob.device_id.clone(): "signed_curve25519"}}});
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = a.post("/_matrix/client/v3/keys/claim", Some(&alice.token), claim.clone()).await;
+        assert_eq!((status, &body["failures"]), (StatusCode::OK, &json!({})), "{body}");
+        if let Some(keys) = body["one_time_keys"][&bob.user_id][&bob.device_id].as_object() {
+            claimed.extend(keys.keys().cloned());
+        }
+    }
+    claimed.sort();
+    assert_eq!(claimed, ["signed_curve25519:otk0", "signed_curve25519:otk1"]);
+
+    // B's device list as the other server sees it.
+    let key = signing_key(&a);
+    let path = format!("/_matrix/federation/v1/user/devices/{}", encode(&bob.user_id));
+    let (status, devices) =
+        federation_request(&b, Method::GET, &path, None, Some((a.server_name(), &key, b.server_name()))).await;
+    assert_eq!(status, StatusCode::OK, "{devices}");
+    assert_eq!(devices["user_id"], bob.user_id.as_str());
+    assert_eq!(devices["devices"][0]["device_id"], bob.device_id.as_str());
+    assert_eq!(devices["devices"][0]["keys"]["keys"], keys["keys"]);
+    assert!(devices["stream_id"].as_i64().unwrap() > 0);
+}
+
+async fn only_correctly_signed_requests_are_answered(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    b.register("bob").await;
+    let path = format!("/_matrix/federation/v1/query/profile?user_id={}", encode(&format!("@bob:{}", b.server_name())));
+    let key = signing_key(&a);
+    let (origin, destination) = (a.server_name(), b.server_name());
+
+    let (status, body) = federation_request(&b, Method::GET, &path, None, Some((origin, &key, destination))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    assert_error(
+        &federation_request(&b, Method::GET, &path, None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNAUTHORIZED",
+    );
+    // A key that is not A's, claiming to be A.
+    let forger = SigningKey::generate();
+    assert_error(
+        &federation_request(&b, Method::GET, &path, None, Some((origin, &forger, destination))).await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNAUTHORIZED",
+    );
+    // Meant for another server.
+    assert_error(
+        &federation_request(&b, Method::GET, &path, None, Some((origin, &key, "elsewhere.example"))).await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNAUTHORIZED",
+    );
+    // An origin that does not exist: its key cannot be fetched.
+    assert_error(
+        &federation_request(&b, Method::GET, &path, None, Some(("127.0.0.1:1", &key, destination))).await,
+        StatusCode::UNAUTHORIZED,
+        "M_UNAUTHORIZED",
+    );
+    // A body other than the one signed.
+    let claim_path = "/_matrix/federation/v1/user/keys/claim";
+    let signed_body = json!({"one_time_keys": {}});
+    let to_sign = axum::http::Request::builder()
+        .method("POST")
+        .uri(claim_path)
+        .body(serde_json::to_vec(&signed_body).unwrap())
+        .unwrap();
+    let header = request_auth::sign_request(
+        &key,
+        &ServerName::parse(origin).unwrap(),
+        &ServerName::parse(destination).unwrap(),
+        &to_sign,
+    )
+    .unwrap();
+    let response = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .post(format!("https://127.0.0.1:{}{claim_path}", b.extra_addrs[0].port()))
+        .header("Authorization", header)
+        .json(&json!({"one_time_keys": {"@bob:x": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn keys_are_cached_and_notarised(backend: Backend) {
+    let Some((a, mut b)) = pair(backend).await else { return };
+    // B vouches for A's keys: A's own document, countersigned by B.
+    let (status, answer) =
+        b.post("/_matrix/key/v2/query", None, json!({"server_keys": {a.server_name(): {}, "127.0.0.1:1": {}}})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let documents = answer["server_keys"].as_array().unwrap();
+    assert_eq!(documents.len(), 1, "only the reachable server: {answer}");
+    let object = hearth_federation::to_canonical_object(documents[0].clone()).unwrap();
+    hearth_federation::server_keys::check_key_document(&object, a.server_name()).expect("A's own signature");
+    let (_, b_keys) = b.get("/_matrix/key/v2/server", None).await;
+    let (b_key_id, b_key) = b_keys["verify_keys"].as_object().unwrap().iter().next().unwrap();
+    assert!(hearth_federation::server_keys::verify_signature(
+        &object,
+        b.server_name(),
+        b_key_id,
+        b_key["key"].as_str().unwrap()
+    ));
+    let (status, by_get) = b.get(&format!("/_matrix/key/v2/query/{}", encode(a.server_name())), None).await;
+    assert_eq!(
+        (status, by_get["server_keys"][0]["verify_keys"].clone()),
+        (StatusCode::OK, documents[0]["verify_keys"].clone())
+    );
+
+    // A signs a request; B has A's key stored, so it still verifies after B restarts with A
+    // gone.
+    let key = signing_key(&a);
+    let (a_name, b_name) = (a.server_name().to_owned(), b.server_name().to_owned());
+    drop(a);
+    b.restart().await;
+    let path = format!("/_matrix/federation/v1/query/profile?user_id={}", encode(&format!("@bob:{b_name}")));
+    b.register("bob").await;
+    let (status, body) = federation_request(&b, Method::GET, &path, None, Some((&a_name, &key, &b_name))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn unreachable_and_private_peers_fail_cleanly(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    // Nothing listens on port 1: a 502 for the profile, a failure entry for the keys.
+    let ghost = "@ghost:127.0.0.1:1";
+    let (status, body) = a.get(&format!("/_matrix/client/v3/profile/{}", encode(ghost)), None).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_GATEWAY, Some("M_UNKNOWN")), "{body}");
+    let query = json!({"device_keys": {ghost: [], bob.user_id.clone(): []}});
+    let (status, found) = a.post("/_matrix/client/v3/keys/query", Some(&alice.token), query).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert!(found["failures"]["127.0.0.1:1"]["status"].is_number(), "{found}");
+    assert!(found["device_keys"][&bob.user_id].is_object(), "the reachable server still answers: {found}");
+
+    // A server with the default policy refuses to reach loopback peers at all.
+    let Some(strict) = spawn_app_with(backend, |config| {
+        config.federation.verify_certificates = false;
+    })
+    .await
+    else {
+        return;
+    };
+    let (status, body) = strict.get(&format!("/_matrix/client/v3/profile/{}", encode(&bob.user_id)), None).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("private network"), "{body}");
+}
