@@ -21,7 +21,7 @@ use crate::{
             keys::Keys, to_device::ToDevice,
         },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
-        federation::{FederationClient, RemoteKeys},
+        federation::{Backoff, FederationClient, FederationSender, RemoteKeys},
         login_backoff::LoginBackoff,
         media::{
             Media, S3Store,
@@ -32,7 +32,7 @@ use crate::{
         profiles::Profiles,
         push::{evaluate::PushRuleCache, rules::PushRules},
         rate_limit::RateLimiters,
-        rooms::Rooms,
+        rooms::{RoomFederation, Rooms},
         sync::{E2eeSync, Notifier, SyncService, stream_writer::StreamWriter},
         uia::Uia,
     },
@@ -112,6 +112,30 @@ impl App {
         }
 
         let federation = Arc::new(FederationClient::new(&config.federation, &config.server_name, signing_key.clone())?);
+        let notaries = config
+            .federation
+            .trusted_key_servers
+            .iter()
+            .filter_map(|server| ruma::ServerName::parse(server.as_str()).ok())
+            .collect();
+        let remote_keys = Arc::new(RemoteKeys::new(
+            db.clone(),
+            federation.clone(),
+            signing_key.clone(),
+            config.server_name.clone(),
+            config.federation.key_validity_ms,
+            notaries,
+        ));
+        let shutdown = Shutdown::default();
+        let federation_sender = FederationSender::new(
+            db.clone(),
+            federation.clone(),
+            Backoff {
+                min: Duration::from_millis(config.federation.retry_min_ms.max(1)),
+                max: Duration::from_millis(config.federation.retry_max_ms.max(config.federation.retry_min_ms)),
+            },
+            shutdown.clone(),
+        );
         let passwords = Passwords::new(&config.auth, config.password_policy.clone())?;
         let backoff = Arc::new(LoginBackoff::new(
             config.auth.login_free_failures,
@@ -134,7 +158,7 @@ impl App {
             config.rooms.default_version.clone(),
             streams.clone(),
             push_rule_cache.clone(),
-            federation.clone(),
+            RoomFederation { client: federation.clone(), sender: federation_sender.clone(), keys: remote_keys.clone() },
         ));
         let account_data = Arc::new(AccountData::new(db.clone(), streams.clone(), push_rule_cache));
         let receipts = Arc::new(Receipts::new(db.clone(), streams.clone(), rooms.clone(), account_data.clone()));
@@ -164,22 +188,9 @@ impl App {
             config.server_name.clone(),
             federation.clone(),
         );
-        let notaries = config
-            .federation
-            .trusted_key_servers
-            .iter()
-            .filter_map(|server| ruma::ServerName::parse(server.as_str()).ok())
-            .collect();
-        let remote_keys = Arc::new(RemoteKeys::new(
-            db.clone(),
-            federation.clone(),
-            signing_key.clone(),
-            config.server_name.clone(),
-            config.federation.key_validity_ms,
-            notaries,
-        ));
         let state = AppState::new(AppInner {
             federation: federation.clone(),
+            federation_sender,
             remote_keys,
             sync: SyncService::new(
                 db.clone(),
@@ -221,7 +232,7 @@ impl App {
             db,
             config,
         });
-        Ok(Self { client_listener, client_addr, extra_listeners, state, shutdown: Shutdown::default() })
+        Ok(Self { client_listener, client_addr, extra_listeners, state, shutdown })
     }
 
     /// The address the client API listens on (the real port when configured with port 0).
@@ -246,6 +257,8 @@ impl App {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self { client_listener, extra_listeners, state, shutdown, .. } = self;
         tasks::spawn_background_tasks(state.clone(), shutdown.clone());
+        // Events queued for other servers before a restart go out now.
+        state.federation_sender.resume().await;
         let mut servers = vec![tokio::spawn(client_listener.serve(state.clone(), shutdown.clone()))];
         for listener in extra_listeners {
             servers.push(tokio::spawn(listener.serve(state.clone(), shutdown.clone())));

@@ -61,6 +61,10 @@ pub enum ErrorKind {
     },
     /// A server-to-server request without a valid signature (401).
     Unauthorized,
+    /// make_join for a room whose version the joining server does not support (400).
+    IncompatibleRoomVersion {
+        room_version: String,
+    },
     Internal,
 }
 
@@ -135,6 +139,7 @@ impl ApiError {
             WrongRoomKeysVersion { .. } => (StatusCode::FORBIDDEN, "M_WRONG_ROOM_KEYS_VERSION"),
             UserInteractiveAuth { errcode, .. } => (StatusCode::UNAUTHORIZED, errcode.unwrap_or("")),
             Unauthorized => (StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED"),
+            IncompatibleRoomVersion { .. } => (StatusCode::BAD_REQUEST, "M_INCOMPATIBLE_ROOM_VERSION"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN"),
         }
     }
@@ -162,6 +167,9 @@ impl IntoResponse for ApiError {
             }
             ErrorKind::WrongRoomKeysVersion { current_version } => {
                 json!({"errcode": errcode, "error": self.message, "current_version": current_version})
+            }
+            ErrorKind::IncompatibleRoomVersion { room_version } => {
+                json!({"errcode": errcode, "error": self.message, "room_version": room_version})
             }
             _ => json!({"errcode": errcode, "error": self.message}),
         };

@@ -16,7 +16,7 @@ use crate::{
             to_device::ToDevice,
         },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
-        federation::{FederationClient, RemoteKeys},
+        federation::{FederationClient, FederationSender, RemoteKeys},
         media::{Media, preview::UrlPreviews},
         profiles::Profiles,
         push::rules::PushRules,
@@ -59,6 +59,8 @@ pub struct AppInner {
     pub federation: Arc<FederationClient>,
     /// Other servers' signing keys (and ours, as a document).
     pub remote_keys: Arc<RemoteKeys>,
+    /// Delivers events to other servers (and hears when a peer is back).
+    pub federation_sender: Arc<FederationSender>,
 }
 
 impl AppState {

@@ -66,6 +66,10 @@ pub struct FederationConfig {
     pub allowed_ip_ranges: Vec<String>,
     /// How long one outbound federation request may take.
     pub request_timeout_ms: u64,
+    /// After a failed send to a server, the first retry waits this long; each further failure
+    /// doubles the wait up to `retry_max_ms`. A server that contacts us is retried at once.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
 }
 
 impl Default for FederationConfig {
@@ -78,6 +82,8 @@ impl Default for FederationConfig {
             verify_certificates: true,
             allowed_ip_ranges: Vec::new(),
             request_timeout_ms: 60_000,
+            retry_min_ms: 60_000,
+            retry_max_ms: 4 * 3600 * 1000,
         }
     }
 }

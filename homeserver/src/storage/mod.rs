@@ -11,6 +11,7 @@ pub mod directory;
 pub mod key_backup;
 pub mod keys;
 pub mod media;
+pub mod outbox;
 pub mod push;
 pub mod relations;
 pub mod rooms;

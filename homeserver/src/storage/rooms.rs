@@ -53,6 +53,23 @@ pub struct EventToPersist<'a> {
     pub transaction: Option<(&'a str, &'a str, &'a str)>,
     /// The media the content refers to: (origin, media id).
     pub media: &'a [(String, String)],
+    /// Remote servers that must receive the event (one outbox row each).
+    pub destinations: &'a [String],
+    /// An event taken in with a remote room's state (see `PersistKind`).
+    pub kind: PersistKind,
+}
+
+/// How an event enters the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PersistKind {
+    /// A timeline event: state applied, forward extremities advanced.
+    #[default]
+    Timeline,
+    /// Part of the state a remote room had when this server joined it: state applied (it is
+    /// current state), extremities untouched.
+    StateOutlier,
+    /// Only in the auth chain of that state: stored, nothing applied.
+    AuthOutlier,
 }
 
 /// A user's membership of a room.
@@ -102,6 +119,15 @@ impl Db {
         .fetch_one(self.pool())
         .await?;
         Ok(max.unwrap_or(0))
+    }
+
+    /// The lowest event position (0 when none is negative): events taken in with a remote
+    /// room's state get positions below it, so they sort before everything and no sync token
+    /// (always positive) ever includes them as new.
+    pub async fn min_stream(&self) -> sqlx::Result<i64> {
+        let (min,): (Option<i64>,) =
+            sqlx::query_as("SELECT MIN(stream_ordering) FROM events").fetch_one(self.pool()).await?;
+        Ok(min.unwrap_or(0).min(0))
     }
 
     pub async fn event(&self, event_id: &str) -> sqlx::Result<Option<StoredEvent>> {
@@ -285,13 +311,32 @@ impl Db {
     /// position `stream` (which the single event writer allocates).
     pub async fn persist_event(&self, stream: i64, event: EventToPersist<'_>) -> sqlx::Result<()> {
         let mut tx = self.pool().begin().await?;
+        self.write_event(&mut tx, stream, event).await?;
+        tx.commit().await
+    }
+
+    /// Stores several events in one transaction (a remote room's state and the join into it).
+    pub async fn persist_events(&self, events: Vec<(i64, EventToPersist<'_>)>) -> sqlx::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for (stream, event) in events {
+            self.write_event(&mut tx, stream, event).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn write_event(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        stream: i64,
+        event: EventToPersist<'_>,
+    ) -> sqlx::Result<()> {
         if let Some((version, creator)) = event.new_room {
             sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ($1, $2, $3, $4)")
                 .bind(event.room_id)
                 .bind(version)
                 .bind(creator)
                 .bind(now_ms())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(
@@ -307,9 +352,9 @@ impl Db {
         .bind(event.depth)
         .bind(event.origin_server_ts)
         .bind(event.json)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if let Some(state_key) = event.state_key {
+        if let Some(state_key) = event.state_key.filter(|_| event.kind != PersistKind::AuthOutlier) {
             sqlx::query(
                 "UPDATE room_state SET to_stream = $1 WHERE room_id = $2 AND event_type = $3 AND state_key = $4 AND to_stream IS NULL",
             )
@@ -317,7 +362,7 @@ impl Db {
             .bind(event.room_id)
             .bind(event.event_type)
             .bind(state_key)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             sqlx::query(
                 "INSERT INTO room_state (room_id, event_type, state_key, event_id, from_stream, to_stream) VALUES ($1, $2, $3, $4, $5, NULL)",
@@ -327,10 +372,12 @@ impl Db {
             .bind(state_key)
             .bind(event.event_id)
             .bind(stream)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        if let Some((user_id, membership, displayname)) = event.membership {
+        if let Some((user_id, membership, displayname)) =
+            event.membership.filter(|_| event.kind != PersistKind::AuthOutlier)
+        {
             // `joined_stream` moves only when the member becomes joined (SET reads the old row).
             sqlx::query(
                 "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname, joined_stream)
@@ -344,7 +391,7 @@ impl Db {
             .bind(event.event_id)
             .bind(stream)
             .bind(displayname)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         if let Some(shared) = event.shared_push {
@@ -357,7 +404,7 @@ impl Db {
             .bind(stream)
             .bind(&shared.actions)
             .bind(i64::from(shared.highlight))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         // The members who differ, in one statement per hundred (one round trip, not one each).
@@ -380,10 +427,10 @@ impl Db {
                     .bind(i64::from(push.notify))
                     .bind(i64::from(push.highlight));
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut **tx).await?;
         }
         if let Some((key, text)) = event.search_text {
-            self.index_for_search(&mut tx, event.event_id, event.room_id, key, stream, text).await?;
+            self.index_for_search(tx, event.event_id, event.room_id, key, stream, text).await?;
         }
         if let Some((parent, rel_type, key)) = event.relation {
             sqlx::query(
@@ -398,7 +445,7 @@ impl Db {
             .bind(event.sender)
             .bind(key)
             .bind(stream)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         for (origin, media_id) in event.media {
@@ -409,38 +456,48 @@ impl Db {
             .bind(media_id)
             .bind(event.event_id)
             .bind(event.room_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         if let Some(redacted) = event.redacts {
             // A redacted event loses its text and its m.relates_to: unsearchable, no relation;
             // and its media, unless something else still uses it, becomes unreachable.
-            self.unindex_for_search(&mut tx, redacted).await?;
-            super::media::release_references(&mut tx, redacted, now_ms()).await?;
+            self.unindex_for_search(tx, redacted).await?;
+            super::media::release_references(tx, redacted, now_ms()).await?;
             sqlx::query("DELETE FROM event_relations WHERE event_id = $1 AND room_id = $2")
                 .bind(redacted)
                 .bind(event.room_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             sqlx::query("UPDATE events SET redacted_because = $1 WHERE event_id = $2 AND room_id = $3 AND redacted_because IS NULL")
                 .bind(event.event_id)
                 .bind(redacted)
                 .bind(event.room_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        for prev in event.prev_events {
-            sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2")
+        if event.kind == PersistKind::Timeline {
+            for prev in event.prev_events {
+                sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2")
+                    .bind(event.room_id)
+                    .bind(prev)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query("INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)")
                 .bind(event.room_id)
-                .bind(prev)
-                .execute(&mut *tx)
+                .bind(event.event_id)
+                .execute(&mut **tx)
                 .await?;
         }
-        sqlx::query("INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)")
-            .bind(event.room_id)
-            .bind(event.event_id)
-            .execute(&mut *tx)
-            .await?;
+        for destination in event.destinations {
+            sqlx::query("INSERT INTO federation_outbox (destination, stream_ordering, event_id) VALUES ($1, $2, $3)")
+                .bind(destination)
+                .bind(stream)
+                .bind(event.event_id)
+                .execute(&mut **tx)
+                .await?;
+        }
         if let Some((user_id, device_id, txn_id)) = event.transaction {
             sqlx::query(
                 "INSERT INTO event_transactions (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)",
@@ -449,10 +506,10 @@ impl Db {
             .bind(device_id)
             .bind(txn_id)
             .bind(event.event_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await
+        Ok(())
     }
 
     pub async fn membership(&self, room_id: &str, user_id: &str) -> sqlx::Result<Option<MembershipRecord>> {

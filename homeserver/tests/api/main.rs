@@ -14,6 +14,7 @@ mod e2ee;
 mod ephemeral;
 mod federation;
 mod federation_queries;
+mod federation_rooms;
 mod guests;
 mod history;
 mod hostile_input;

@@ -93,6 +93,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Signed<T> {
             };
             match request_auth::verify_request(&parsed, &signed, ours, &key) {
                 Ok(()) => {
+                    // A peer that reaches us is up: anything queued for it goes now.
+                    state.federation_sender.peer_is_up(claimed.as_str());
                     let body = parse_json_body(&bytes)?;
                     return Ok(Signed { origin: claimed, body });
                 }

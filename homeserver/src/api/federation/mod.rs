@@ -1,9 +1,10 @@
 //! The Server-Server API's inbound routes (spec: Server-Server API): the server's signing keys
-//! and the notary endpoints (`server_keys`), and the signed queries other servers make
-//! (`queries`), each request authenticated by `auth`.
+//! and the notary endpoints (`server_keys`), the signed queries other servers make
+//! (`queries`) and the room protocol (`rooms`), each request authenticated by `auth`.
 
 mod auth;
 mod queries;
+mod rooms;
 mod server_keys;
 
 use axum::Router;
@@ -12,7 +13,7 @@ use crate::state::AppState;
 
 /// `/_matrix/federation/*` (the `federation` resource).
 pub fn routes() -> Router<AppState> {
-    server_keys::federation_routes().merge(queries::routes())
+    server_keys::federation_routes().merge(queries::routes()).merge(rooms::routes())
 }
 
 /// `/_matrix/key/*` (the `keys` resource).

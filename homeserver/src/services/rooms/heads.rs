@@ -94,6 +94,17 @@ impl RoomHeads {
         });
     }
 
+    /// Forgets everything known about a room (after its state was written directly).
+    pub(super) fn forget_room(&self, room_id: &str) {
+        self.rooms.lock().expect("room heads lock").remove(room_id);
+    }
+
+    /// Forgets the extremities, so the next event reads them from storage (after an event from
+    /// another server, which need not cite all of them).
+    pub(super) fn forget_extremities(&self, room_id: &str) {
+        self.with(room_id, |head| head.extremities = None);
+    }
+
     /// The joined members, when known (push evaluation loaded them before the commit).
     pub(super) fn members(&self, room_id: &str) -> Option<Members> {
         self.with(room_id, |head| head.members.clone())

@@ -80,8 +80,28 @@ impl Rooms {
         Ok(room_id_or_alias.to_owned())
     }
 
-    pub async fn join(&self, user_id: &str, room_id_or_alias: &str, is_guest: bool) -> ApiResult<String> {
-        let room_id = self.resolve_room(room_id_or_alias).await?;
+    /// Joins a room: locally when this server is in it, otherwise through another server —
+    /// one of `via`, the alias's servers or the room id's server (see `federated.rs`).
+    pub async fn join(
+        &self,
+        user_id: &str,
+        room_id_or_alias: &str,
+        is_guest: bool,
+        via: &[String],
+    ) -> ApiResult<String> {
+        let (room_id, mut servers) = if room_id_or_alias.starts_with('#') {
+            self.resolve_alias(room_id_or_alias).await?
+        } else {
+            ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
+            (room_id_or_alias.to_owned(), Vec::new())
+        };
+        if self.db.room_version(&room_id).await?.is_none() {
+            if is_guest {
+                return Err(ApiError::forbidden("Guests cannot join rooms on other servers"));
+            }
+            servers.splice(0..0, via.iter().cloned());
+            return self.join_remote(user_id, &room_id, &servers).await;
+        }
         if self.db.membership(&room_id, user_id).await?.is_some_and(|m| m.membership == "join") {
             return Ok(room_id);
         }

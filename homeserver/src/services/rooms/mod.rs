@@ -5,6 +5,7 @@ pub mod context;
 pub mod create;
 pub mod directory;
 mod encryption;
+pub mod federated;
 pub mod format;
 mod guests;
 mod heads;
@@ -56,8 +57,19 @@ pub struct Rooms {
     heads: heads::RoomHeads,
     /// Users' push rules, shared with account data (which clears an entry when they change).
     push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
-    /// Requests to other servers (remote aliases; joins and events as federation lands).
+    /// Requests to other servers (remote aliases, joins).
     federation: Arc<crate::services::federation::FederationClient>,
+    /// Delivers committed events to the other servers in the room.
+    federation_sender: Arc<crate::services::federation::FederationSender>,
+    /// Other servers' keys, for checking the events they send.
+    remote_keys: Arc<crate::services::federation::RemoteKeys>,
+}
+
+/// What rooms need to span servers.
+pub struct RoomFederation {
+    pub client: Arc<crate::services::federation::FederationClient>,
+    pub sender: Arc<crate::services::federation::FederationSender>,
+    pub keys: Arc<crate::services::federation::RemoteKeys>,
 }
 
 impl Rooms {
@@ -68,7 +80,7 @@ impl Rooms {
         default_version: String,
         streams: Arc<StreamWriter>,
         push_rules: Arc<crate::services::push::evaluate::PushRuleCache>,
-        federation: Arc<crate::services::federation::FederationClient>,
+        federation: RoomFederation,
     ) -> Self {
         Self {
             db,
@@ -83,7 +95,9 @@ impl Rooms {
             unread: Default::default(),
             heads: Default::default(),
             push_rules,
-            federation,
+            federation: federation.client,
+            federation_sender: federation.sender,
+            remote_keys: federation.keys,
         }
     }
 

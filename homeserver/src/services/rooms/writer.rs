@@ -19,6 +19,20 @@ use crate::{
     },
 };
 
+/// What is committed with an event besides the event itself.
+#[derive(Default)]
+pub(super) struct Commit<'a> {
+    /// For the create event: (room version, creator).
+    pub new_room: Option<(&'a str, &'a str)>,
+    /// (user, device, txn id) of a client send.
+    pub transaction: Option<(&'a str, &'a str, &'a str)>,
+    pub push: Option<&'a crate::services::push::evaluate::PushOutcome>,
+    /// Remote servers the event goes to (outbox rows).
+    pub destinations: &'a [String],
+    /// Whether the event came from another server.
+    pub remote: bool,
+}
+
 /// A local event to append to a room.
 pub struct NewEvent<'a> {
     pub room_id: &'a str,
@@ -125,28 +139,24 @@ impl Rooms {
             .map_err(|reason| ApiError::forbidden(format!("Not allowed: {reason}")))?;
 
         let push_actions = self.push_actions(new.room_id, &pdu, &state_events, &rules).await?;
+        let destinations = self.destinations(new.room_id, &pdu).await?;
         let stream = slot.position();
         self.persist(
             &pdu,
             new.room_id,
             &prev_events,
-            None,
-            new.transaction.map(|(d, t)| (new.sender, d, t)),
-            &push_actions,
+            Commit {
+                transaction: new.transaction.map(|(d, t)| (new.sender, d, t)),
+                push: Some(&push_actions),
+                destinations: &destinations,
+                ..Commit::default()
+            },
             stream,
         )
         .await?;
+        self.federation_sender.wake(&destinations);
         if new.event_type == "m.room.history_visibility" {
-            // Set from storage after the commit, so a reader that loaded the list before this
-            // commit cannot leave it stale (readers only fill an empty entry).
-            // Nothing after the commit may fail the request: on a read error the entry is dropped
-            // and the next reader loads it.
-            let settings = self.load_history_settings(new.room_id).await;
-            let mut cache = self.history_settings.lock().expect("history lock");
-            match settings {
-                Ok(settings) => cache.insert(new.room_id.to_owned(), settings),
-                Err(_) => cache.remove(new.room_id),
-            };
+            self.refresh_history_settings(new.room_id).await;
         }
         // A membership change also concerns its target, who may not be in the room yet.
         match (new.event_type, new.state_key) {
@@ -157,6 +167,20 @@ impl Rooms {
             _ => slot.committed(&[Scope::Room(new.room_id)]),
         };
         Ok(pdu.event_id().to_string())
+    }
+
+    /// Reloads a room's history visibility changes after a commit that changed them.
+    pub(super) async fn refresh_history_settings(&self, room_id: &str) {
+        // Set from storage after the commit, so a reader that loaded the list before this
+        // commit cannot leave it stale (readers only fill an empty entry).
+        // Nothing after the commit may fail the request: on a read error the entry is dropped
+        // and the next reader loads it.
+        let settings = self.load_history_settings(room_id).await;
+        let mut cache = self.history_settings.lock().expect("history lock");
+        match settings {
+            Ok(settings) => cache.insert(room_id.to_owned(), settings),
+            Err(_) => cache.remove(room_id),
+        };
     }
 
     /// Creates a room from its signed create event (the first event, which has no prev or auth
@@ -204,24 +228,24 @@ impl Rooms {
         let room_id =
             pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
         let stream = slot.position();
-        let no_push = crate::services::push::evaluate::PushOutcome::default();
-        self.persist(&pdu, &room_id, &[], Some((version, creator.as_str())), None, &no_push, stream).await?;
+        let commit = Commit { new_room: Some((version, creator.as_str())), ..Commit::default() };
+        self.persist(&pdu, &room_id, &[], commit, stream).await?;
         slot.committed(&[Scope::Room(&room_id)]);
         Ok(room_id)
     }
 
-    // Each argument is one of the things committed with the event; a struct would only rename them.
-    #[allow(clippy::too_many_arguments)]
-    async fn persist(
+    /// Commits one event (holding the stream) and brings the in-memory views up to date.
+    pub(super) async fn persist(
         &self,
         pdu: &Pdu,
         room_id: &str,
         prev_events: &[String],
-        new_room: Option<(&str, &str)>,
-        transaction: Option<(&str, &str, &str)>,
-        push: &crate::services::push::evaluate::PushOutcome,
+        commit: Commit<'_>,
         stream: i64,
     ) -> ApiResult<()> {
+        let Commit { new_room, transaction, push, destinations, remote } = commit;
+        let no_push = crate::services::push::evaluate::PushOutcome::default();
+        let push = push.unwrap_or(&no_push);
         let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
         let event_type = pdu.event_type_str();
         let member_content: Value = if event_type == "m.room.member" {
@@ -270,6 +294,8 @@ impl Rooms {
                     search_text,
                     transaction,
                     media: &media,
+                    destinations,
+                    kind: crate::storage::rooms::PersistKind::Timeline,
                 },
             )
             .await
@@ -283,6 +309,10 @@ impl Rooms {
             })?;
         // Still holding the stream: in-memory views follow the commit before it is published.
         self.heads.advance(room_id, pdu);
+        if remote {
+            // A remote event need not cite every extremity: storage has the true set.
+            self.heads.forget_extremities(room_id);
+        }
         if let Some(redacted) = &redacts {
             self.heads.redacted(room_id, redacted);
         }

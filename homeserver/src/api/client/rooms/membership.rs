@@ -41,14 +41,26 @@ struct TargetBody {
     reason: Option<String>,
 }
 
-/// POST /join/{roomIdOrAlias}
+/// The servers to join through: every `via` and (deprecated) `server_name` of the query string.
+fn via_servers(uri: &axum::http::Uri) -> Vec<String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("via=").or_else(|| pair.strip_prefix("server_name=")))
+        .map(|value| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+        .filter(|server| ruma::ServerName::parse(server.as_str()).is_ok())
+        .collect()
+}
+
+/// POST /join/{roomIdOrAlias}?via=…
 async fn join_by_id_or_alias(
     State(state): State<AppState>,
     user: AuthUser,
     MatrixPath(room): MatrixPath<String>,
+    uri: axum::http::Uri,
     MatrixJson(_body): MatrixJson<ReasonBody>,
 ) -> ApiResult<Json<Value>> {
-    let room_id = state.rooms.join(&user.user_id, &room, user.is_guest).await?;
+    let room_id = state.rooms.join(&user.user_id, &room, user.is_guest, &via_servers(&uri)).await?;
     Ok(Json(json!({"room_id": room_id})))
 }
 
@@ -70,7 +82,7 @@ async fn join_room(
     MatrixPath(room): MatrixPath<String>,
     MatrixJson(_body): MatrixJson<ReasonBody>,
 ) -> ApiResult<Json<Value>> {
-    let room_id = state.rooms.join(&user.user_id, &room, user.is_guest).await?;
+    let room_id = state.rooms.join(&user.user_id, &room, user.is_guest, &[]).await?;
     Ok(Json(json!({"room_id": room_id})))
 }
 

@@ -1,0 +1,112 @@
+//! The room protocol's inbound routes (spec: Server-Server API § Joining rooms,
+//! § Transactions): make_join and send_join (v2) as the room's server, and /send transactions
+//! carrying other servers' events, each answered with its own result.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::Uri,
+    routing::{get, put},
+};
+use serde_json::{Map, Value, json};
+
+use super::auth::Signed;
+use crate::{
+    api::extract::MatrixPath,
+    error::{ApiError, ApiResult},
+    services::federation::incoming,
+    state::AppState,
+};
+
+/// The spec's limits on one transaction.
+const MAX_PDUS: usize = 50;
+const MAX_EDUS: usize = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/_matrix/federation/v1/make_join/{room_id}/{user_id}", get(make_join))
+        .route("/_matrix/federation/v2/send_join/{room_id}/{event_id}", put(send_join))
+        .route("/_matrix/federation/v1/send/{txn_id}", put(send_transaction))
+}
+
+/// Every `ver` of the query string (repeated keys, which serde_urlencoded cannot collect).
+fn versions(uri: &Uri) -> Vec<String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("ver="))
+        .map(|value| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
+/// GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…
+async fn make_join(
+    State(state): State<AppState>,
+    MatrixPath((room_id, user_id)): MatrixPath<(String, String)>,
+    uri: Uri,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    if crate::services::usernames::server_of(&user_id) != signed.origin.as_str() {
+        return Err(ApiError::forbidden("You may only ask to join your own users"));
+    }
+    let (version, event) = state.rooms.make_join(&room_id, &user_id, &versions(&uri)).await?;
+    Ok(Json(json!({"room_version": version, "event": event})))
+}
+
+/// PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}
+async fn send_join(
+    State(state): State<AppState>,
+    MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    let answer = state.rooms.receive_join(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
+    Ok(Json(answer))
+}
+
+/// PUT /_matrix/federation/v1/send/{txnId}: each PDU is checked and taken in on its own; the
+/// answer names every PDU with `{}` or its error. EDUs are not acted on yet.
+async fn send_transaction(
+    State(state): State<AppState>,
+    MatrixPath(_txn_id): MatrixPath<String>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    let body = signed.body;
+    if body["origin"].as_str().is_some_and(|origin| origin != signed.origin.as_str()) {
+        return Err(ApiError::forbidden("The transaction's origin is not the server that signed it"));
+    }
+    let pdus = body["pdus"].as_array().cloned().unwrap_or_default();
+    let edus = body["edus"].as_array().map_or(0, Vec::len);
+    if pdus.len() > MAX_PDUS || edus > MAX_EDUS {
+        return Err(ApiError::bad_json("A transaction carries at most 50 PDUs and 100 EDUs"));
+    }
+    let mut results = Map::new();
+    for pdu in pdus {
+        let (event_id, outcome) = take_in(&state, pdu).await;
+        if let Some(event_id) = event_id {
+            let result = match outcome {
+                Ok(()) => json!({}),
+                Err(error) => json!({"error": error}),
+            };
+            results.insert(event_id, result);
+        }
+    }
+    Ok(Json(json!({"pdus": results})))
+}
+
+/// One PDU of a transaction: its event id (when it can be computed) and the outcome.
+async fn take_in(state: &AppState, pdu: Value) -> (Option<String>, Result<(), String>) {
+    let Some(room_id) = pdu["room_id"].as_str().map(str::to_owned) else {
+        return (None, Err("the event has no room_id".into()));
+    };
+    let rules = match state.rooms.rules(&room_id).await {
+        Ok(rules) => rules,
+        Err(_) => return (None, Err("this server is not in that room".into())),
+    };
+    let checked = match incoming::check_pdu(&state.remote_keys, pdu, &rules).await {
+        Ok(checked) => checked,
+        Err(error) => return (None, Err(error)),
+    };
+    let event_id = checked.event_id().to_string();
+    let outcome = state.rooms.append_remote(&checked).await.map_err(|error| error.message);
+    (Some(event_id), outcome)
+}

@@ -1,0 +1,495 @@
+//! Rooms that span servers (spec: Server-Server API § Joining rooms, § Transactions): where a
+//! local event must go, taking in another server's events, answering make_join/send_join as
+//! the room's server, and joining a room that lives on another server.
+//!
+//! Remote events enter through the same writer as local ones (one stream, one order). State
+//! is linear: an event is authorized against the events it cites and then against the current
+//! state (a "soft fail" refuses it). Forks between servers are merged by the next local event,
+//! which cites every forward extremity; state resolution where branches meet is not done yet.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use hearth_federation::{Pdu, event_auth, room_versions::rules_for};
+use reqwest::Method;
+use ruma::{EventId, OwnedEventId, RoomId, ServerName, UserId};
+use serde_json::{Value, json};
+
+use super::{Rooms, writer::Commit};
+use crate::{
+    error::{ApiError, ApiResult, ErrorKind},
+    services::{
+        federation::{FederationError, incoming, query_value},
+        sync::notifier::Scope,
+        usernames::server_of,
+    },
+    storage::{
+        now_ms,
+        rooms::{EventToPersist, MembershipRecord, PersistKind, StoredEvent},
+    },
+};
+
+type StateKey = (String, String);
+
+fn create_key() -> StateKey {
+    ("m.room.create".to_owned(), String::new())
+}
+
+fn bad_gateway(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadGateway, message)
+}
+
+impl Rooms {
+    /// The other servers that must receive a local event: those of the room's joined members,
+    /// and for a membership event the target's (an invited or departing user's server).
+    pub(super) async fn destinations(&self, room_id: &str, pdu: &Pdu) -> ApiResult<Vec<String>> {
+        let members = self.head_members(room_id).await?;
+        let mut servers: BTreeSet<&str> =
+            members.keys().map(|user| server_of(user)).filter(|server| *server != self.server_name).collect();
+        if pdu.kind().to_string() == "m.room.member"
+            && let Some(target) = pdu.state_key()
+            && server_of(target) != self.server_name
+        {
+            servers.insert(server_of(target));
+        }
+        Ok(servers.into_iter().map(str::to_owned).collect())
+    }
+
+    /// Takes in an event another server sent (already through `incoming::check_pdu`): checked
+    /// against its auth events and against the current state, then committed like a local
+    /// event. An event already held is accepted again without change.
+    pub async fn append_remote(&self, pdu: &Pdu) -> ApiResult<()> {
+        let room_id = pdu.room_id_or_derived().ok_or_else(|| ApiError::bad_json("The event has no room"))?.to_string();
+        let slot = self.streams.begin().await;
+        if self.db.event(pdu.event_id().as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let rules = self.rules(&room_id).await?;
+        let auth_ids: Vec<String> = ruma::state_res::Event::auth_events(pdu).map(|id| id.to_string()).collect();
+        let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        let mut cited_state: HashMap<StateKey, Pdu> = HashMap::new();
+        for stored in self.db.events(&auth_ids).await? {
+            if stored.room_id != room_id {
+                return Err(ApiError::forbidden("An auth event belongs to another room"));
+            }
+            let parsed = super::parse_stored(&stored, &rules)?;
+            if let Some(key) = parsed.state_key() {
+                cited_state.insert((parsed.event_type_str(), key.to_owned()), parsed.clone());
+            }
+            auth_events.insert(parsed.event_id().to_owned(), parsed);
+        }
+        if auth_events.len() < auth_ids.len() {
+            return Err(ApiError::forbidden("The event cites auth events this server does not have"));
+        }
+        let content = pdu.content_json();
+        let auth_types = event_auth::auth_types_for_event(
+            &pdu.event_type_str(),
+            pdu.sender(),
+            pdu.state_key(),
+            content,
+            &rules.authorization,
+        )
+        .map_err(|reason| ApiError::bad_json(format!("Invalid event: {reason}")))?;
+        let mut keys = auth_types.clone();
+        keys.push(create_key());
+        let current = self.head_state(&room_id, &rules, &keys).await?;
+        let current: HashMap<StateKey, Pdu> = current.into_iter().map(|(key, pdu)| (key, Pdu::clone(&pdu))).collect();
+        // v12 rooms find the create event by the room id: it is never cited.
+        if let Some(create) = current.get(&create_key()) {
+            auth_events.entry(create.event_id().to_owned()).or_insert_with(|| create.clone());
+            cited_state.entry(create_key()).or_insert_with(|| create.clone());
+        }
+        event_auth::check_event(&rules.authorization, pdu, &auth_events, &cited_state)
+            .map_err(|reason| ApiError::forbidden(format!("Not allowed by its auth events: {reason}")))?;
+        event_auth::check_event(&rules.authorization, pdu, &auth_events, &current)
+            .map_err(|reason| ApiError::forbidden(format!("Not allowed by the current state: {reason}")))?;
+
+        let push = self.push_actions(&room_id, pdu, &current, &rules).await?;
+        let prev_events: Vec<String> = ruma::state_res::Event::prev_events(pdu).map(|id| id.to_string()).collect();
+        let stream = slot.position();
+        let commit = Commit { push: Some(&push), remote: true, ..Commit::default() };
+        self.persist(pdu, &room_id, &prev_events, commit, stream).await?;
+        let event_type = pdu.event_type_str();
+        if event_type == "m.room.history_visibility" {
+            self.refresh_history_settings(&room_id).await;
+        }
+        match (event_type.as_str(), pdu.state_key()) {
+            ("m.room.member", Some(target)) => {
+                slot.committed(&[Scope::Room(&room_id), Scope::Keys(&room_id), Scope::User(target)])
+            }
+            _ => slot.committed(&[Scope::Room(&room_id)]),
+        };
+        Ok(())
+    }
+
+    /// GET /make_join as the room's server: a join event for `user_id` to fill in and sign,
+    /// built on the current extremities; refused when the user may not join.
+    pub async fn make_join(&self, room_id: &str, user_id: &str, versions: &[String]) -> ApiResult<(String, Value)> {
+        let version = self.db.room_version(room_id).await?.ok_or_else(|| ApiError::not_found("Unknown room"))?;
+        if !versions.is_empty() && !versions.contains(&version) {
+            return Err(ApiError::new(
+                ErrorKind::IncompatibleRoomVersion { room_version: version },
+                "Your server does not support this room's version",
+            ));
+        }
+        let rules = self.rules(room_id).await?;
+        let user = UserId::parse(user_id).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
+        let content = json!({"membership": "join"});
+        let raw = serde_json::value::to_raw_value(&content).map_err(ApiError::internal)?;
+        let _quiet = self.streams.hold().await;
+        let auth_types =
+            event_auth::auth_types_for_event("m.room.member", &user, Some(user_id), &raw, &rules.authorization)
+                .map_err(ApiError::internal)?;
+        let mut keys = auth_types.clone();
+        keys.push(create_key());
+        let current = self.head_state(room_id, &rules, &keys).await?;
+        let auth_events: Vec<String> =
+            auth_types.iter().filter_map(|key| current.get(key)).map(|pdu| pdu.event_id().to_string()).collect();
+        let (prev_events, depth) = self.head_extremities(room_id).await?;
+        let template = json!({
+            "room_id": room_id,
+            "sender": user_id,
+            "type": "m.room.member",
+            "state_key": user_id,
+            "content": content,
+            "prev_events": prev_events,
+            "auth_events": auth_events,
+            "depth": depth + 1,
+            "origin_server_ts": now_ms(),
+        });
+        // A dry run of the authorization rules, so a user who may not join hears so now.
+        let object = hearth_federation::to_canonical_object(template.clone()).map_err(ApiError::internal)?;
+        let probe = Pdu::from_signed(EventId::parse("$probe").map_err(ApiError::internal)?, object, &rules)
+            .map_err(ApiError::internal)?;
+        let by_id: HashMap<OwnedEventId, Pdu> =
+            current.values().map(|pdu| (pdu.event_id().to_owned(), Pdu::clone(pdu))).collect();
+        let state: HashMap<StateKey, Pdu> = current.into_iter().map(|(k, v)| (k, Pdu::clone(&v))).collect();
+        event_auth::check_event(&rules.authorization, &probe, &by_id, &state)
+            .map_err(|reason| ApiError::forbidden(format!("You may not join this room: {reason}")))?;
+        Ok((version, template))
+    }
+
+    /// PUT /send_join as the room's server: takes in the signed join and answers the room's
+    /// state before it and the auth chain of that state.
+    pub async fn receive_join(&self, origin: &str, room_id: &str, event_id: &str, event: Value) -> ApiResult<Value> {
+        let rules = self.rules(room_id).await?;
+        let pdu = incoming::check_pdu(&self.remote_keys, event, &rules).await.map_err(ApiError::bad_json)?;
+        if pdu.event_id().as_str() != event_id {
+            return Err(ApiError::bad_json("The event id does not match the event"));
+        }
+        let membership: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+        if pdu.event_type_str() != "m.room.member"
+            || pdu.state_key() != Some(pdu.sender().as_str())
+            || membership["membership"] != "join"
+            || pdu.room_id_or_derived().as_deref().map(RoomId::as_str) != Some(room_id)
+        {
+            return Err(ApiError::bad_json("Not a join event of its sender in this room"));
+        }
+        if pdu.sender().server_name().as_str() != origin {
+            return Err(ApiError::forbidden("The join is not for a user of the sending server"));
+        }
+        self.append_remote(&pdu).await?;
+        let joined_at = self.db.event(event_id).await?.ok_or_else(|| ApiError::internal("join not stored"))?;
+        let state_ids: Vec<String> =
+            self.db.state_at(room_id, joined_at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
+        let state = self.db.events(&state_ids).await?;
+        let mut chain_from: Vec<&StoredEvent> = state.iter().collect();
+        chain_from.push(&joined_at);
+        let auth_chain = self.auth_chain(&chain_from).await?;
+        let servers: BTreeSet<String> =
+            self.db.room_members(room_id, "join").await?.iter().map(|user| server_of(user).to_owned()).collect();
+        Ok(json!({
+            "origin": self.server_name,
+            "event": raw_json(&joined_at),
+            "state": state.iter().map(raw_json).collect::<Vec<_>>(),
+            "auth_chain": auth_chain.iter().map(raw_json).collect::<Vec<_>>(),
+            "members_omitted": false,
+            "servers_in_room": servers,
+        }))
+    }
+
+    /// Every event in the auth chains of `events` (not the events themselves).
+    async fn auth_chain(&self, events: &[&StoredEvent]) -> ApiResult<Vec<StoredEvent>> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut chain = Vec::new();
+        let mut frontier: Vec<String> = events.iter().flat_map(|event| cited_auth_events(event)).collect();
+        while !frontier.is_empty() {
+            frontier.retain(|id| seen.insert(id.clone()));
+            if frontier.is_empty() {
+                break;
+            }
+            let found = self.db.events(&frontier).await?;
+            frontier = found.iter().flat_map(cited_auth_events).collect();
+            chain.extend(found);
+        }
+        Ok(chain)
+    }
+
+    /// Joins `user_id` to a room this server is not in, through one of `via` (or the alias's
+    /// or the room id's server): make_join, sign, send_join, check what came back, and take in
+    /// the room's state and the join in one transaction.
+    pub async fn join_remote(&self, user_id: &str, room_id: &str, via: &[String]) -> ApiResult<String> {
+        let user = UserId::parse(user_id).map_err(ApiError::internal)?;
+        let mut candidates: Vec<String> = via.to_vec();
+        if let Ok(room) = RoomId::parse(room_id)
+            && let Some(server) = room.server_name()
+        {
+            candidates.push(server.to_string());
+        }
+        let mut seen = HashSet::new();
+        candidates.retain(|server| *server != self.server_name && seen.insert(server.clone()));
+        if candidates.is_empty() {
+            return Err(ApiError::not_found("Unknown room; name a server to join it through (via)"));
+        }
+        let versions: String = hearth_federation::room_versions::SUPPORTED_ROOM_VERSIONS
+            .iter()
+            .map(|version| format!("&ver={version}"))
+            .collect();
+        let mut last_error = bad_gateway("No server could be asked");
+        for candidate in &candidates {
+            let Ok(server) = ServerName::parse(candidate.as_str()) else {
+                continue;
+            };
+            let path = format!(
+                "/_matrix/federation/v1/make_join/{}/{}?{}",
+                query_value(room_id),
+                query_value(user_id),
+                versions.trim_start_matches('&')
+            );
+            let made = match self.federation.get(&server, &path).await {
+                Ok(made) => made,
+                Err(error) => {
+                    tracing::info!(%error, room_id, "make_join failed");
+                    last_error = error.into_api_error();
+                    continue;
+                }
+            };
+            match self.finish_remote_join(&user, room_id, &server, made).await {
+                Ok(()) => return Ok(room_id.to_owned()),
+                Err(error) => {
+                    tracing::info!(?error, room_id, server = %server, "send_join failed");
+                    last_error = error;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn finish_remote_join(
+        &self,
+        user: &UserId,
+        room_id: &str,
+        server: &ServerName,
+        made: Value,
+    ) -> ApiResult<()> {
+        let version = made["room_version"].as_str().unwrap_or("1").to_owned();
+        let rules = rules_for(&version).ok_or_else(|| {
+            ApiError::new(ErrorKind::UnsupportedRoomVersion, format!("Room version {version} is not supported"))
+        })?;
+        let mut template = made["event"].clone();
+        if template["sender"] != user.as_str()
+            || template["state_key"] != user.as_str()
+            || template["type"] != "m.room.member"
+            || template["room_id"] != room_id
+        {
+            return Err(bad_gateway("The room's server offered a different join event"));
+        }
+        let Value::Object(fields) = &mut template else {
+            return Err(bad_gateway("The room's server sent no join event"));
+        };
+        for unsigned in ["event_id", "hashes", "signatures", "unsigned"] {
+            fields.remove(unsigned);
+        }
+        fields.insert("origin_server_ts".into(), now_ms().into());
+        let mut content = self.member_content(user.as_str(), "join").await?;
+        if let Some(authorised) = made["event"]["content"].get("join_authorised_via_users_server") {
+            content["join_authorised_via_users_server"] = authorised.clone();
+        }
+        fields.insert("content".into(), content);
+        let mut object = hearth_federation::to_canonical_object(template).map_err(|e| bad_gateway(e.to_string()))?;
+        self.signing_key.hash_and_sign_event(&self.server_name, &mut object, &rules).map_err(ApiError::internal)?;
+        let hash = ruma::signatures::reference_hash(&object, &rules).map_err(ApiError::internal)?;
+        let event_id = format!("${hash}");
+        let body = serde_json::to_value(&object).map_err(ApiError::internal)?;
+        let path = format!("/_matrix/federation/v2/send_join/{}/{}", query_value(room_id), query_value(&event_id));
+        let answer = self
+            .federation
+            .send_json(server, Method::PUT, &path, &body)
+            .await
+            .map_err(FederationError::into_api_error)?;
+
+        // Everything the server sent is checked like any event from federation.
+        let mut checked: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        let mut state_ids: Vec<OwnedEventId> = Vec::new();
+        for (field, is_state) in [("auth_chain", false), ("state", true)] {
+            for value in answer[field].as_array().into_iter().flatten() {
+                let pdu = incoming::check_pdu(&self.remote_keys, value.clone(), &rules)
+                    .await
+                    .map_err(|reason| bad_gateway(format!("The room's server sent a bad event: {reason}")))?;
+                if is_state {
+                    state_ids.push(pdu.event_id().to_owned());
+                }
+                checked.insert(pdu.event_id().to_owned(), pdu);
+            }
+        }
+        let join = Pdu::from_signed(EventId::parse(&event_id).map_err(ApiError::internal)?, object, &rules)
+            .map_err(ApiError::internal)?;
+        let create = state_ids
+            .iter()
+            .filter_map(|id| checked.get(id))
+            .find(|pdu| pdu.event_type_str() == "m.room.create" && pdu.state_key() == Some(""))
+            .ok_or_else(|| bad_gateway("The room's state has no create event"))?
+            .clone();
+        if create.room_id_or_derived().as_deref().map(RoomId::as_str) != Some(room_id) {
+            return Err(bad_gateway("The room's create event is for another room"));
+        }
+        let create_content: Value = serde_json::from_str(create.content_json().get()).unwrap_or_default();
+        if create_content["room_version"].as_str().unwrap_or("1") != version {
+            return Err(bad_gateway("The room's create event names another room version"));
+        }
+        // The join must pass the rules against the state the server sent.
+        let state: HashMap<StateKey, Pdu> = state_ids
+            .iter()
+            .filter_map(|id| checked.get(id))
+            .filter_map(|pdu| Some(((pdu.event_type_str(), pdu.state_key()?.to_owned()), pdu.clone())))
+            .collect();
+        event_auth::check_event(&rules.authorization, &join, &checked, &state)
+            .map_err(|reason| bad_gateway(format!("The join does not pass the room's rules: {reason}")))?;
+        self.import_joined_room(room_id, &version, &create, &checked, &state, &join).await
+    }
+
+    /// Stores a remote room's state (and its auth chain) below every sync position, then the
+    /// join at the next position, all in one transaction.
+    async fn import_joined_room(
+        &self,
+        room_id: &str,
+        version: &str,
+        create: &Pdu,
+        events: &HashMap<OwnedEventId, Pdu>,
+        state: &HashMap<StateKey, Pdu>,
+        join: &Pdu,
+    ) -> ApiResult<()> {
+        let slot = self.streams.begin().await;
+        if self.db.room_version(room_id).await?.is_some() {
+            return Err(ApiError::forbidden(
+                "This server was in the room before; rejoining a room on another server is not supported yet",
+            ));
+        }
+        let state_ids: HashSet<&EventId> = state.values().map(|pdu| pdu.event_id()).collect();
+        // Oldest first, so positions follow depth.
+        let mut ordered: Vec<&Pdu> = events.values().collect();
+        ordered.sort_by_key(|pdu| (pdu.depth(), pdu.origin_server_ts()));
+        let base = self.db.min_stream().await? - ordered.len() as i64 - 1;
+        let prepared: Vec<Prepared> = ordered.iter().map(|pdu| Prepared::of(pdu)).collect::<ApiResult<_>>()?;
+        let join_prepared = Prepared::of(join)?;
+        let creator = create.sender().to_string();
+        let join_prev: Vec<String> = ruma::state_res::Event::prev_events(join).map(|id| id.to_string()).collect();
+        let mut rows: Vec<(i64, EventToPersist<'_>)> = Vec::new();
+        for (index, (pdu, prepared)) in ordered.iter().zip(&prepared).enumerate() {
+            let kind =
+                if state_ids.contains(pdu.event_id()) { PersistKind::StateOutlier } else { PersistKind::AuthOutlier };
+            let new_room = (pdu.event_id() == create.event_id()).then_some((version, creator.as_str()));
+            rows.push((base + index as i64, prepared.row(pdu, room_id, &[], new_room, kind)));
+        }
+        let stream = slot.position();
+        rows.push((stream, join_prepared.row(join, room_id, &join_prev, None, PersistKind::Timeline)));
+        self.db.persist_events(rows).await?;
+
+        // In-memory views start over from storage for this room.
+        self.heads.forget_room(room_id);
+        self.versions.lock().expect("versions lock").remove(room_id);
+        self.refresh_history_settings(room_id).await;
+        let target = join.sender().as_str();
+        self.memberships.apply(
+            target,
+            MembershipRecord {
+                room_id: room_id.to_owned(),
+                membership: "join".into(),
+                event_id: join.event_id().to_string(),
+                stream,
+            },
+        );
+        self.recent.committed(
+            StoredEvent {
+                stream,
+                event_id: join.event_id().to_string(),
+                room_id: room_id.to_owned(),
+                sender: target.to_owned(),
+                event_type: "m.room.member".into(),
+                state_key: Some(target.to_owned()),
+                json: join_prepared.json.clone(),
+                redacted_because: None,
+            },
+            None,
+            None,
+            None,
+        );
+        slot.committed(&[Scope::Room(room_id), Scope::Keys(room_id), Scope::User(target)]);
+        Ok(())
+    }
+}
+
+/// What storage needs of an event taken in with a remote room.
+struct Prepared {
+    json: String,
+    event_type: String,
+    membership: Option<(String, Option<String>)>,
+}
+
+impl Prepared {
+    fn of(pdu: &Pdu) -> ApiResult<Self> {
+        let event_type = pdu.event_type_str();
+        let membership = if event_type == "m.room.member" {
+            let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+            content["membership"].as_str().map(|m| (m.to_owned(), content["displayname"].as_str().map(str::to_owned)))
+        } else {
+            None
+        };
+        Ok(Self { json: serde_json::to_string(pdu.json()).map_err(ApiError::internal)?, event_type, membership })
+    }
+
+    fn row<'a>(
+        &'a self,
+        pdu: &'a Pdu,
+        room_id: &'a str,
+        prev_events: &'a [String],
+        new_room: Option<(&'a str, &'a str)>,
+        kind: PersistKind,
+    ) -> EventToPersist<'a> {
+        EventToPersist {
+            event_id: pdu.event_id().as_str(),
+            room_id,
+            sender: pdu.sender().as_str(),
+            event_type: &self.event_type,
+            state_key: pdu.state_key(),
+            depth: pdu.depth() as i64,
+            origin_server_ts: pdu.origin_server_ts() as i64,
+            json: &self.json,
+            prev_events,
+            new_room,
+            membership: match (&self.membership, pdu.state_key()) {
+                (Some((membership, name)), Some(target)) => Some((target, membership.as_str(), name.as_deref())),
+                _ => None,
+            },
+            search_text: None,
+            relation: None,
+            shared_push: None,
+            push_actions: &[],
+            redacts: None,
+            transaction: None,
+            media: &[],
+            destinations: &[],
+            kind,
+        }
+    }
+}
+
+/// An event's JSON as stored (what federation sends).
+fn raw_json(event: &StoredEvent) -> Value {
+    serde_json::from_str(&event.json).unwrap_or(Value::Null)
+}
+
+/// The auth event ids an event cites.
+fn cited_auth_events(event: &StoredEvent) -> Vec<String> {
+    let value: Value = serde_json::from_str(&event.json).unwrap_or_default();
+    value["auth_events"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+}

@@ -1,0 +1,130 @@
+//! Rooms across two Hearth servers over loopback TLS: a user of one server joins a room on
+//! the other (by id with `via`, and by alias), messages go both ways and arrive in /sync, and
+//! messages sent while the peer was down all arrive, in order, once it is back.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{Backend, Session, TestApp, encode, spawn_federating};
+
+both_backends!(
+    a_remote_user_joins_and_messages_flow_both_ways,
+    messages_sent_while_a_peer_is_down_arrive_after_it_returns
+);
+
+async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
+    let fast_retries = |config: &mut hearth::Config| {
+        config.federation.retry_min_ms = 100;
+        config.federation.retry_max_ms = 1_000;
+    };
+    let a = spawn_federating(backend, fast_retries).await?;
+    let b = spawn_federating(backend, fast_retries).await?;
+    Some((a, b))
+}
+
+/// Syncs until the room's timeline (from `since` on) holds message bodies satisfying `done`;
+/// returns every message body seen, in order, and the last token. Bounded to 20 seconds.
+async fn sync_until(
+    app: &TestApp,
+    user: &Session,
+    room_id: &str,
+    mut since: Option<String>,
+    done: impl Fn(&[String]) -> bool,
+) -> (Vec<String>, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut bodies = Vec::new();
+    loop {
+        let sync = app.sync(&user.token, since.as_deref(), 2_000).await;
+        for event in crate::helpers::timeline(&sync, room_id) {
+            if event["type"] == "m.room.message" {
+                bodies.push(event["content"]["body"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        since = Some(sync["next_batch"].as_str().unwrap().to_owned());
+        if done(&bodies) {
+            return (bodies, since.unwrap());
+        }
+        assert!(Instant::now() < deadline, "timed out; saw {bodies:?}");
+    }
+}
+
+async fn a_remote_user_joins_and_messages_flow_both_ways(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b
+        .create_room(&bob.token, json!({"preset": "public_chat", "name": "Across", "room_alias_name": "across"}))
+        .await;
+    b.send_text(&bob.token, &room_id, "before you came").await;
+
+    // Alice joins through B, by room id with via.
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    let (status, joined) = a.post(&path, Some(&alice.token), json!({})).await;
+    assert_eq!((status, joined["room_id"].as_str()), (StatusCode::OK, Some(room_id.as_str())), "{joined}");
+
+    // A knows the room's state: its name, both members.
+    let (status, name) = a.get(&a.room_path(&room_id, "state/m.room.name/"), Some(&alice.token)).await;
+    assert_eq!((status, name["name"].as_str()), (StatusCode::OK, Some("Across")), "{name}");
+    let (status, members) = a.get(&a.room_path(&room_id, "joined_members"), Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    let joined = members["joined"].as_object().unwrap();
+    assert!(joined.contains_key(&alice.user_id) && joined.contains_key(&bob.user_id), "{members}");
+
+    // B's side sees Alice's join.
+    let (_, members) = b.get(&b.room_path(&room_id, "joined_members"), Some(&bob.token)).await;
+    assert!(members["joined"].as_object().unwrap().contains_key(&alice.user_id), "{members}");
+
+    // Messages both ways, each arriving in the other server's /sync.
+    let (_, a_token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
+    let (_, b_token) = sync_until(&b, &bob, &room_id, None, |_| true).await;
+    b.send_text(&bob.token, &room_id, "hello from B").await;
+    let (seen, _) = sync_until(&a, &alice, &room_id, Some(a_token), |seen| seen.contains(&"hello from B".into())).await;
+    assert_eq!(seen, ["hello from B"]);
+    a.send_text(&alice.token, &room_id, "hello from A").await;
+    let (seen, _) = sync_until(&b, &bob, &room_id, Some(b_token), |seen| seen.contains(&"hello from A".into())).await;
+    assert_eq!(seen, ["hello from B", "hello from A"], "Bob's own message, then Alice's");
+
+    // A second user of A joins by alias: A is in the room now, so that join is local and
+    // reaches B like any event.
+    let carol = a.register("carol").await;
+    let alias = format!("#across:{}", b.server_name());
+    let (status, body) =
+        a.post(&format!("/_matrix/client/v3/join/{}", encode(&alias)), Some(&carol.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, members) = b.get(&b.room_path(&room_id, "joined_members"), Some(&bob.token)).await;
+        if members["joined"].as_object().is_some_and(|joined| joined.contains_key(&carol.user_id)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Carol's join never reached B: {members}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn messages_sent_while_a_peer_is_down_arrive_after_it_returns(backend: Backend) {
+    let Some((mut a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let (_, token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
+
+    // A goes down; B keeps sending, and its users are not held up by the dead peer.
+    a.shutdown.trigger();
+    a.server.take().unwrap().await.unwrap().unwrap();
+    let sent: Vec<String> = (0..10).map(|i| format!("while you were away {i}")).collect();
+    let started = Instant::now();
+    for body in &sent {
+        b.send_text(&bob.token, &room_id, body).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "sending to a room with a dead peer stays fast");
+
+    // A comes back (same port, same data); every message arrives, in order, none twice.
+    a.restart().await;
+    let (seen, _) = sync_until(&a, &alice, &room_id, Some(token), |seen| seen.len() >= sent.len()).await;
+    assert_eq!(seen, sent);
+}
