@@ -1,0 +1,250 @@
+"""Federation with a real Synapse on loopback: a Hearth user joins a room created on Synapse and a
+Synapse user joins a room created on Hearth, messages go both ways through matrix-nio clients on
+each side, and messages sent while Synapse is stopped all arrive once it is back.
+
+Synapse runs from the venv scripts/test makes (HEARTH_TEST_SYNAPSE_PYTHON); without it these tests
+skip with the reason printed (or fail when HEARTH_TEST_REQUIRE_SYNAPSE=1, as in CI)."""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from nio import AsyncClient, RoomMessageText
+from nio.api import RoomVisibility
+from nio.responses import SyncResponse
+
+from conftest import start_server
+
+PASSWORD = "correct horse battery"
+SYNAPSE_PYTHON = os.environ.get("HEARTH_TEST_SYNAPSE_PYTHON", "")
+REQUIRE_SYNAPSE = os.environ.get("HEARTH_TEST_REQUIRE_SYNAPSE") == "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def certificate(directory):
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def wait_for(url, process, log, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited during start-up:\n{Path(log).read_text()[-4000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except Exception:
+            time.sleep(0.2)
+    pytest.fail(f"{url} did not answer:\n{Path(log).read_text()[-4000:]}")
+
+
+class Synapse:
+    """A Synapse on loopback: plain client port, TLS federation port named in its server name."""
+
+    def __init__(self, workdir):
+        if not SYNAPSE_PYTHON or not Path(SYNAPSE_PYTHON).exists():
+            reason = "Synapse is not installed (scripts/test installs it; HEARTH_TEST_SYNAPSE_PYTHON unset)"
+            if REQUIRE_SYNAPSE:
+                pytest.fail(reason)
+            pytest.skip(reason)
+        self.workdir = workdir
+        self.client_port, self.federation_port = free_port(), free_port()
+        self.server_name = f"127.0.0.1:{self.federation_port}"
+        self.base_url = f"http://127.0.0.1:{self.client_port}"
+        cert, key = certificate(workdir)
+        config = workdir / "homeserver.yaml"
+        subprocess.run(
+            [SYNAPSE_PYTHON, "-m", "synapse.app.homeserver", "--server-name", self.server_name, "--config-path",
+             str(config), "--data-directory", str(workdir), "--generate-config", "--report-stats=no"],
+            check=True, capture_output=True, cwd=workdir,
+        )
+        unlimited = {"per_second": 100000, "burst_count": 100000}
+        overrides = {
+            "listeners": [
+                {"port": self.client_port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
+                 "resources": [{"names": ["client"], "compress": False}]},
+                {"port": self.federation_port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": True,
+                 "resources": [{"names": ["federation", "keys"], "compress": False}]},
+            ],
+            "tls_certificate_path": str(cert),
+            "tls_private_key_path": str(key),
+            "database": {"name": "sqlite3", "args": {"database": str(workdir / "homeserver.db")}},
+            "enable_registration": True,
+            "enable_registration_without_verification": True,
+            "federation_verify_certificates": False,
+            "ip_range_blacklist": [],
+            "ip_range_whitelist": ["127.0.0.0/8", "::1/128"],
+            "federation_ip_range_blacklist": [],
+            "trusted_key_servers": [],
+            "suppress_key_server_warning": True,
+            "allow_public_rooms_over_federation": True,
+            "room_list_publication_rules": [{"action": "allow"}],
+            "presence": {"enabled": False},
+            "bcrypt_rounds": 4,
+            "federation": {"destination_min_retry_interval": "1s", "destination_max_retry_interval": "5s",
+                           "max_short_retry_delay": "1s", "max_long_retry_delay": "2s"},
+            "rc_message": unlimited, "rc_registration": unlimited,
+            "rc_login": {"address": unlimited, "account": unlimited, "failed_attempts": unlimited},
+            "rc_joins": {"local": unlimited, "remote": unlimited}, "rc_joins_per_room": unlimited,
+            "rc_invites": {"per_room": unlimited, "per_user": unlimited, "per_issuer": unlimited},
+            "rc_federation": {"window_size": 1000, "sleep_limit": 1000, "sleep_delay": 1, "reject_limit": 1000,
+                              "concurrent": 100},
+            "log_config": None,
+        }
+        script = (
+            "import sys, yaml; path = sys.argv[1]; config = yaml.safe_load(open(path)); "
+            "config.update(yaml.safe_load(sys.argv[2])); config.pop('log_config', None); "
+            "yaml.safe_dump(config, open(path, 'w'))"
+        )
+        subprocess.run([SYNAPSE_PYTHON, "-c", script, str(config), json.dumps(overrides)], check=True)
+        self.config = config
+        self.process = None
+        self.start()
+
+    def start(self):
+        log = self.workdir / "synapse.log"
+        self.process = subprocess.Popen(
+            [SYNAPSE_PYTHON, "-m", "synapse.app.homeserver", "--config-path", str(self.config)], cwd=self.workdir,
+            stdout=open(log, "a"), stderr=subprocess.STDOUT,
+        )
+        wait_for(f"{self.base_url}/_matrix/client/versions", self.process, log)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def synapse():
+    workdir = Path(tempfile.mkdtemp(prefix="synapse-fed-"))
+    server = Synapse(workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hearth(make_server, tmp_path):
+    """A Hearth named 127.0.0.1:<port> with a TLS federation listener on that port."""
+    port = free_port()
+    cert, key = certificate(tmp_path)
+    server = make_server({
+        "HEARTH_SERVER_NAME": f"127.0.0.1:{port}",
+        "HEARTH_LISTEN__EXTRA": (
+            f'[{{address="127.0.0.1:{port}", resources=["federation","keys","media"], '
+            f'tls={{certificate="{cert}", private_key="{key}"}}}}]'
+        ),
+        "HEARTH_FEDERATION__VERIFY_CERTIFICATES": "false",
+        "HEARTH_FEDERATION__ALLOWED_IP_RANGES": '["127.0.0.0/8"]',
+        "HEARTH_FEDERATION__RETRY_MIN_MS": "200",
+        "HEARTH_FEDERATION__RETRY_MAX_MS": "2000",
+    })
+    server.server_name = f"127.0.0.1:{port}"
+    return server
+
+
+async def user(base_url, server_name, name):
+    client = AsyncClient(base_url, name)
+    response = await client.register(name, PASSWORD, device_name=f"{name}'s nio")
+    assert response.user_id == f"@{name}:{server_name}", response
+    return client
+
+
+def join_via(client, room_id, via):
+    """POST /join/{room}?via=… (nio's join has no via)."""
+    path = f"/_matrix/client/v3/join/{urllib.parse.quote(room_id, safe='')}?via={urllib.parse.quote(via)}"
+    request = urllib.request.Request(
+        client.homeserver + path, data=b"{}", method="POST",
+        headers={"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"},
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
+    assert body["room_id"] == room_id, body
+    return time.monotonic() - started
+
+
+async def messages_until(client, room_id, wanted, seconds=60):
+    """Syncs until every body in `wanted` arrived in the room; returns all bodies seen, in order."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = await client.sync(timeout=3000, full_state=False)
+        assert isinstance(response, SyncResponse), response
+        room = response.rooms.join.get(room_id)
+        if room:
+            seen += [event.body for event in room.timeline.events if isinstance(event, RoomMessageText)]
+        if all(body in seen for body in wanted):
+            return seen
+    raise AssertionError(f"not all of {wanted} arrived; saw {seen}")
+
+
+async def send(client, room_id, body):
+    response = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+    assert getattr(response, "event_id", None), response
+    return time.monotonic()
+
+
+async def test_rooms_span_hearth_and_synapse(hearth, synapse):
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        await alice.sync(timeout=0)
+        await sam.sync(timeout=0)
+
+        # A room on Synapse (room version 12, Synapse's default); Alice joins through Synapse.
+        created = await sam.room_create(name="Made on Synapse", visibility=RoomVisibility.public)
+        synapse_room = created.room_id
+        await send(sam, synapse_room, "history on Synapse")
+        join_seconds = join_via(alice, synapse_room, synapse.server_name)
+        print(f"\nHearth joined a Synapse room in {join_seconds * 1000:.0f} ms")
+        sent = await send(sam, synapse_room, "hello from Synapse")
+        await messages_until(alice, synapse_room, ["hello from Synapse"])
+        print(f"Synapse -> Hearth /sync: {(time.monotonic() - sent) * 1000:.0f} ms")
+        await sam.sync(timeout=0)
+        sent = await send(alice, synapse_room, "hello from Hearth")
+        await messages_until(sam, synapse_room, ["hello from Hearth"])
+        print(f"Hearth -> Synapse /sync: {(time.monotonic() - sent) * 1000:.0f} ms")
+
+        # A room on Hearth; Sam joins through Hearth.
+        created = await alice.room_create(name="Made on Hearth", visibility=RoomVisibility.public)
+        hearth_room = created.room_id
+        join_seconds = join_via(sam, hearth_room, hearth.server_name)
+        print(f"Synapse joined a Hearth room in {join_seconds * 1000:.0f} ms")
+        await send(alice, hearth_room, "welcome to Hearth")
+        await messages_until(sam, hearth_room, ["welcome to Hearth"])
+        await send(sam, hearth_room, "thanks, Hearth")
+        await messages_until(alice, hearth_room, ["thanks, Hearth"])
+
+        # Synapse goes down; Alice sends ten messages; all arrive once Synapse is back.
+        synapse.stop()
+        away = [f"while Synapse was away {i}" for i in range(10)]
+        for body in away:
+            await send(alice, hearth_room, body)
+        synapse.start()
+        seen = await messages_until(sam, hearth_room, away, seconds=90)
+        assert [body for body in seen if body in away] == away, seen
+    finally:
+        await alice.close()
+        await sam.close()
