@@ -14,6 +14,7 @@ pub mod media;
 pub mod outbox;
 pub mod push;
 pub mod relations;
+pub mod remote_invites;
 pub mod rooms;
 pub mod search;
 pub mod server_keys;

@@ -11,7 +11,8 @@ use crate::helpers::{Backend, Session, TestApp, encode, spawn_federating};
 
 both_backends!(
     a_remote_user_joins_and_messages_flow_both_ways,
-    messages_sent_while_a_peer_is_down_arrive_after_it_returns
+    messages_sent_while_a_peer_is_down_arrive_after_it_returns,
+    invites_cross_servers_both_ways,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -127,4 +128,54 @@ async fn messages_sent_while_a_peer_is_down_arrive_after_it_returns(backend: Bac
     a.restart().await;
     let (seen, _) = sync_until(&a, &alice, &room_id, Some(token), |seen| seen.len() >= sent.len()).await;
     assert_eq!(seen, sent);
+}
+
+/// Syncs until the user holds an invite to `room_id`; returns its invite_state events.
+async fn invited(app: &TestApp, user: &Session, room_id: &str) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut since: Option<String> = None;
+    loop {
+        let sync = app.sync(&user.token, since.as_deref(), 2_000).await;
+        if let Some(events) = sync["rooms"]["invite"][room_id]["invite_state"]["events"].as_array() {
+            return events.clone();
+        }
+        since = sync["next_batch"].as_str().map(str::to_owned);
+        assert!(Instant::now() < deadline, "no invite to {room_id} arrived");
+    }
+}
+
+async fn invites_cross_servers_both_ways(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+
+    // Bob (on B) invites Alice (on A) into a private DM: she sees it with the room's name and
+    // joins without naming a server.
+    let dm =
+        b.create_room(&bob.token, json!({"preset": "private_chat", "is_direct": true, "name": "Bob and Alice"})).await;
+    let (status, body) = b.post(&b.room_path(&dm, "invite"), Some(&bob.token), json!({"user_id": alice.user_id})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state = invited(&a, &alice, &dm).await;
+    assert!(state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Bob and Alice"), "{state:?}");
+    assert!(state.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == bob.user_id.as_str()), "{state:?}");
+    let (status, body) = a.join(&alice.token, &dm).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    b.send_text(&bob.token, &dm, "you made it").await;
+    sync_until(&a, &alice, &dm, None, |seen| seen.contains(&"you made it".into())).await;
+
+    // Alice invites Bob into a private room on A; he joins through A.
+    let room = a.create_room(&alice.token, json!({"preset": "private_chat", "name": "Alice's"})).await;
+    let (status, body) =
+        a.post(&a.room_path(&room, "invite"), Some(&alice.token), json!({"user_id": bob.user_id})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    invited(&b, &bob, &room).await;
+    let (status, body) = b.join(&bob.token, &room).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    b.send_text(&bob.token, &room, "thanks for the invite").await;
+    sync_until(&a, &alice, &room, None, |seen| seen.contains(&"thanks for the invite".into())).await;
+
+    // Inviting a user who does not exist on the other server fails cleanly.
+    let nobody = format!("@nobody:{}", b.server_name());
+    let (status, body) = a.post(&a.room_path(&room, "invite"), Some(&alice.token), json!({"user_id": nobody})).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")), "{body}");
 }

@@ -248,3 +248,61 @@ async def test_rooms_span_hearth_and_synapse(hearth, synapse):
     finally:
         await alice.close()
         await sam.close()
+
+
+async def sync_until(client, predicate, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = await client.sync(timeout=3000, full_state=False)
+        assert isinstance(response, SyncResponse), response
+        if predicate(response):
+            return response
+    raise AssertionError("condition not reached through /sync")
+
+
+async def test_invites_renames_redactions_and_kicks_across_servers(hearth, synapse):
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        await alice.sync(timeout=0)
+        await sam.sync(timeout=0)
+
+        # Sam (Synapse) opens a DM with Alice (Hearth): the invite crosses, she joins.
+        created = await sam.room_create(is_direct=True, invite=[alice.user_id], name="Sam and Alice")
+        dm = created.room_id
+        await sync_until(alice, lambda r: dm in r.rooms.invite)
+        joined = await alice.join(dm)
+        assert getattr(joined, "room_id", None) == dm, joined
+        await send(sam, dm, "glad you could join")
+        await messages_until(alice, dm, ["glad you could join"])
+
+        # Alice (Hearth) invites Sam into a room on Hearth; he joins.
+        created = await alice.room_create(name="Hearth group")
+        group = created.room_id
+        invited = await alice.room_invite(group, sam.user_id)
+        assert not hasattr(invited, "status_code"), invited
+        await sync_until(sam, lambda r: group in r.rooms.invite)
+        joined = await sam.join(group)
+        assert getattr(joined, "room_id", None) == group, joined
+        await send(sam, group, "hi Hearth group")
+        await messages_until(alice, group, ["hi Hearth group"])
+
+        # Alice, the group's admin, renames it; Sam sees the new name.
+        await alice.room_put_state(group, "m.room.name", {"name": "Renamed on Hearth"})
+        await sync_until(sam, lambda r: any(
+            getattr(e, "name", None) == "Renamed on Hearth" for e in
+            (r.rooms.join[group].timeline.events if group in r.rooms.join else [])))
+
+        # Sam deletes his message for everyone; the redaction reaches Alice.
+        sent = await sam.room_send(group, "m.room.message", {"msgtype": "m.text", "body": "oops"})
+        await messages_until(alice, group, ["oops"])
+        await sam.room_redact(group, sent.event_id)
+        await sync_until(alice, lambda r: group in r.rooms.join and any(
+            getattr(e, "redacts", None) == sent.event_id for e in r.rooms.join[group].timeline.events))
+
+        # Alice kicks Sam; Synapse sees him leave.
+        await alice.room_kick(group, sam.user_id, reason="bye")
+        await sync_until(sam, lambda r: group in r.rooms.leave)
+    finally:
+        await alice.close()
+        await sam.close()

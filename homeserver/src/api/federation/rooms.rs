@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_matrix/federation/v1/make_join/{room_id}/{user_id}", get(make_join))
         .route("/_matrix/federation/v2/send_join/{room_id}/{event_id}", put(send_join))
         .route("/_matrix/federation/v1/send/{txn_id}", put(send_transaction))
+        .route("/_matrix/federation/v2/invite/{room_id}/{event_id}", put(invite))
 }
 
 /// Every `ver` of the query string (repeated keys, which serde_urlencoded cannot collect).
@@ -60,6 +61,16 @@ async fn send_join(
     signed: Signed<Value>,
 ) -> ApiResult<Json<Value>> {
     let answer = state.rooms.receive_join(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
+    Ok(Json(answer))
+}
+
+/// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
+async fn invite(
+    State(state): State<AppState>,
+    MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    let answer = state.rooms.receive_invite(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
     Ok(Json(answer))
 }
 

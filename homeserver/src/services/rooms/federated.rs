@@ -58,6 +58,12 @@ impl Rooms {
     /// against its auth events and against the current state, then committed like a local
     /// event. An event already held is accepted again without change.
     pub async fn append_remote(&self, pdu: &Pdu) -> ApiResult<()> {
+        self.append_checked(pdu, false).await
+    }
+
+    /// Commits an event, signed elsewhere or (`local`) built here and countersigned by another
+    /// server (an invite): local ones also go to the room's other servers.
+    async fn append_checked(&self, pdu: &Pdu, local: bool) -> ApiResult<()> {
         let room_id = pdu.room_id_or_derived().ok_or_else(|| ApiError::bad_json("The event has no room"))?.to_string();
         let slot = self.streams.begin().await;
         if self.db.event(pdu.event_id().as_str()).await?.is_some() {
@@ -104,10 +110,12 @@ impl Rooms {
             .map_err(|reason| ApiError::forbidden(format!("Not allowed by the current state: {reason}")))?;
 
         let push = self.push_actions(&room_id, pdu, &current, &rules).await?;
+        let destinations = if local { self.destinations(&room_id, pdu).await? } else { Vec::new() };
         let prev_events: Vec<String> = ruma::state_res::Event::prev_events(pdu).map(|id| id.to_string()).collect();
         let stream = slot.position();
-        let commit = Commit { push: Some(&push), remote: true, ..Commit::default() };
+        let commit = Commit { push: Some(&push), remote: true, destinations: &destinations, ..Commit::default() };
         self.persist(pdu, &room_id, &prev_events, commit, stream).await?;
+        self.federation_sender.wake(&destinations);
         let event_type = pdu.event_type_str();
         if event_type == "m.room.history_visibility" {
             self.refresh_history_settings(&room_id).await;
@@ -375,8 +383,11 @@ impl Rooms {
             ));
         }
         let state_ids: HashSet<&EventId> = state.values().map(|pdu| pdu.event_id()).collect();
+        // Events already held (an invite that came before the join) are not stored twice.
+        let all_ids: Vec<String> = events.keys().map(|id| id.to_string()).collect();
+        let held: HashSet<String> = self.db.events(&all_ids).await?.into_iter().map(|e| e.event_id).collect();
         // Oldest first, so positions follow depth.
-        let mut ordered: Vec<&Pdu> = events.values().collect();
+        let mut ordered: Vec<&Pdu> = events.values().filter(|pdu| !held.contains(pdu.event_id().as_str())).collect();
         ordered.sort_by_key(|pdu| (pdu.depth(), pdu.origin_server_ts()));
         let base = self.db.min_stream().await? - ordered.len() as i64 - 1;
         let prepared: Vec<Prepared> = ordered.iter().map(|pdu| Prepared::of(pdu)).collect::<ApiResult<_>>()?;
@@ -425,6 +436,134 @@ impl Rooms {
         );
         slot.committed(&[Scope::Room(room_id), Scope::Keys(room_id), Scope::User(target)]);
         Ok(())
+    }
+}
+
+impl Rooms {
+    /// PUT /v2/invite as the invited user's server: checks the invite, countersigns it, and
+    /// (for a room this server is not in) keeps it with the room's stripped state so the user
+    /// sees the invite in /sync and can join through the inviting server.
+    pub async fn receive_invite(&self, origin: &str, room_id: &str, event_id: &str, body: Value) -> ApiResult<Value> {
+        let version = body["room_version"].as_str().unwrap_or("1").to_owned();
+        let rules = rules_for(&version).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::IncompatibleRoomVersion { room_version: version.clone() },
+                "This server does not support the room's version",
+            )
+        })?;
+        let pdu =
+            incoming::check_pdu(&self.remote_keys, body["event"].clone(), &rules).await.map_err(ApiError::bad_json)?;
+        let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+        let target = pdu.state_key().unwrap_or_default().to_owned();
+        if pdu.event_id().as_str() != event_id
+            || pdu.event_type_str() != "m.room.member"
+            || content["membership"] != "invite"
+            || pdu.room_id_or_derived().as_deref().map(RoomId::as_str) != Some(room_id)
+        {
+            return Err(ApiError::bad_json("Not an invite into this room"));
+        }
+        if pdu.sender().server_name().as_str() != origin {
+            return Err(ApiError::forbidden("The invite is not from a user of the sending server"));
+        }
+        if server_of(&target) != self.server_name || !self.db.user_exists(&target).await? {
+            return Err(ApiError::not_found("No such user on this server"));
+        }
+        let mut object = pdu.json().clone();
+        self.signing_key.hash_and_sign_event(&self.server_name, &mut object, &rules).map_err(ApiError::internal)?;
+        let signed = Pdu::from_signed(pdu.event_id().to_owned(), object, &rules).map_err(ApiError::internal)?;
+        if self.db.room_version(room_id).await?.is_some() {
+            // A room this server knows: the invite is an ordinary event of it.
+            if let Err(error) = self.append_remote(&signed).await {
+                tracing::info!(?error, room_id, "an invite into a known room was not taken in");
+            }
+        } else {
+            let invite_state = serde_json::to_string(body["invite_room_state"].as_array().unwrap_or(&Vec::new()))
+                .map_err(ApiError::internal)?;
+            let json = serde_json::to_string(signed.json()).map_err(ApiError::internal)?;
+            let slot = self.streams.begin().await;
+            let stream = slot.position();
+            self.db
+                .store_remote_invite(
+                    stream,
+                    crate::storage::remote_invites::RemoteInvite {
+                        room_id,
+                        user_id: &target,
+                        event_id,
+                        sender: signed.sender().as_str(),
+                        room_version: &version,
+                        origin_server_ts: signed.origin_server_ts() as i64,
+                        depth: signed.depth() as i64,
+                        json: &json,
+                        invite_state: &invite_state,
+                    },
+                )
+                .await?;
+            let record = MembershipRecord {
+                room_id: room_id.to_owned(),
+                membership: "invite".into(),
+                event_id: event_id.to_owned(),
+                stream,
+            };
+            self.memberships.apply(&target, record);
+            slot.committed(&[Scope::User(&target)]);
+        }
+        Ok(json!({"event": signed.json()}))
+    }
+
+    /// Invites a user of another server (spec: Server-Server API § Inviting to a room): the
+    /// invite is built here, countersigned by the invitee's server (PUT /v2/invite, with the
+    /// room's stripped state), and only then committed and sent to the room's other servers.
+    pub(super) async fn invite_remote(&self, new: super::NewEvent<'_>) -> ApiResult<()> {
+        let target = new.state_key.unwrap_or_default();
+        let destination =
+            ServerName::parse(server_of(target)).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
+        let built = {
+            let _slot = self.streams.begin().await;
+            self.build_local(&new).await?
+        };
+        let version = self.db.room_version(new.room_id).await?.ok_or_else(|| ApiError::not_found("Unknown room"))?;
+        let entries = self.db.current_state(new.room_id).await?;
+        let ids: Vec<String> = entries
+            .into_iter()
+            .filter(|entry| crate::services::sync::response::INVITE_STATE_TYPES.contains(&entry.event_type.as_str()))
+            .map(|entry| entry.event_id)
+            .collect();
+        let invite_state: Vec<Value> = self
+            .db
+            .events(&ids)
+            .await?
+            .iter()
+            .map(|event| {
+                // The create event goes whole (v12 invitees check the room id against it).
+                if event.event_type == "m.room.create" { raw_json(event) } else { super::format::stripped_state(event) }
+            })
+            .collect();
+        let body = json!({"room_version": version, "event": built.pdu.json(), "invite_room_state": invite_state});
+        let path = format!(
+            "/_matrix/federation/v2/invite/{}/{}",
+            query_value(new.room_id),
+            query_value(built.pdu.event_id().as_str())
+        );
+        let answer = self
+            .federation
+            .send_json(&destination, Method::PUT, &path, &body)
+            .await
+            .map_err(FederationError::into_api_error)?;
+        let signed = incoming::check_pdu(&self.remote_keys, answer["event"].clone(), &built.rules)
+            .await
+            .map_err(|reason| bad_gateway(format!("The invitee's server returned a bad invite: {reason}")))?;
+        if signed.event_id() != built.pdu.event_id() {
+            return Err(bad_gateway("The invitee's server changed the invite"));
+        }
+        self.append_checked(&signed, true).await
+    }
+
+    /// The server that invited `user_id` into a room this server is not in, if any.
+    pub(super) async fn remote_inviter_server(&self, room_id: &str, user_id: &str) -> ApiResult<Option<String>> {
+        let Some((_, event_id)) = self.db.remote_invite(room_id, user_id).await? else {
+            return Ok(None);
+        };
+        Ok(self.db.event(&event_id).await?.map(|event| server_of(&event.sender).to_owned()))
     }
 }
 

@@ -39,6 +39,14 @@ pub fn client_event(
             out.insert((*field).into(), value.clone());
         }
     }
+    // From v11 `redacts` lives in the content; it is copied to the top level as Synapse does,
+    // for clients (matrix-nio among them) that read only the old place.
+    if event.event_type == "m.room.redaction"
+        && !out.contains_key("redacts")
+        && let Some(redacts) = parsed.get("content").and_then(|content| content.get("redacts"))
+    {
+        out.insert("redacts".into(), redacts.clone());
+    }
     let mut unsigned = Map::new();
     if let Some(ts) = parsed.get("origin_server_ts").and_then(Value::as_i64) {
         unsigned.insert("age".into(), (now_ms() - ts).max(0).into());

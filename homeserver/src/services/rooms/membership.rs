@@ -100,6 +100,8 @@ impl Rooms {
                 return Err(ApiError::forbidden("Guests cannot join rooms on other servers"));
             }
             servers.splice(0..0, via.iter().cloned());
+            // Invited from another server: that server is in the room.
+            servers.extend(self.remote_inviter_server(&room_id, user_id).await?);
             return self.join_remote(user_id, &room_id, &servers).await;
         }
         if self.db.membership(&room_id, user_id).await?.is_some_and(|m| m.membership == "join") {
@@ -133,20 +135,31 @@ impl Rooms {
         is_direct: bool,
     ) -> ApiResult<()> {
         let target_id = ruma::UserId::parse(target).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
-        if target_id.server_name().as_str() != self.server_name {
-            return Err(ApiError::forbidden(
-                "Inviting users on other servers needs federation, which this server does not do yet",
-            ));
-        }
-        if !self.db.user_exists(target).await? {
+        let remote = target_id.server_name().as_str() != self.server_name;
+        if !remote && !self.db.user_exists(target).await? {
             return Err(ApiError::not_found("Unknown user"));
         }
-        let mut content = self.member_content(target, "invite").await?;
+        let mut content = if remote {
+            serde_json::json!({"membership": "invite"})
+        } else {
+            self.member_content(target, "invite").await?
+        };
         if is_direct {
             content["is_direct"] = true.into();
         }
         if let Some(reason) = reason {
             content["reason"] = reason.into();
+        }
+        if remote {
+            let new = NewEvent {
+                room_id,
+                sender,
+                event_type: "m.room.member",
+                state_key: Some(target),
+                content,
+                transaction: None,
+            };
+            return self.invite_remote(new).await;
         }
         self.append_member(sender, room_id, target, content).await?;
         Ok(())

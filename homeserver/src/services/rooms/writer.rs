@@ -33,6 +33,15 @@ pub(super) struct Commit<'a> {
     pub remote: bool,
 }
 
+/// A local event built and authorized but not yet committed.
+pub(super) struct Built {
+    pub pdu: Pdu,
+    pub rules: ruma::room_version_rules::RoomVersionRules,
+    /// The current state entries the checks read.
+    pub state_events: HashMap<(String, String), Pdu>,
+    pub prev_events: Vec<String>,
+}
+
 /// A local event to append to a room.
 pub struct NewEvent<'a> {
     pub room_id: &'a str,
@@ -64,12 +73,13 @@ impl Rooms {
         }
     }
 
-    async fn append_new(&self, new: NewEvent<'_>) -> ApiResult<String> {
-        let slot = self.streams.begin().await;
+    /// Builds, signs and authorizes a local event on the room's current head, without
+    /// committing it (call holding the stream).
+    pub(super) async fn build_local(&self, new: &NewEvent<'_>) -> ApiResult<Built> {
         let rules = self.rules(new.room_id).await?;
         let room_id = RoomId::parse(new.room_id).map_err(|_| ApiError::invalid_param("Invalid room id"))?;
         let sender = UserId::parse(new.sender).map_err(ApiError::internal)?;
-        let Value::Object(mut content) = new.content else {
+        let Value::Object(mut content) = new.content.clone() else {
             return Err(ApiError::bad_json("Event content must be a JSON object"));
         };
         let raw_content = serde_json::value::to_raw_value(&content).map_err(ApiError::internal)?;
@@ -137,7 +147,12 @@ impl Rooms {
         .map_err(|error| ApiError::bad_json(error.to_string()))?;
         event_auth::check_event(&rules.authorization, &pdu, &auth_events, &state_events)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed: {reason}")))?;
+        Ok(Built { pdu, rules, state_events, prev_events })
+    }
 
+    async fn append_new(&self, new: NewEvent<'_>) -> ApiResult<String> {
+        let slot = self.streams.begin().await;
+        let Built { pdu, rules, state_events, prev_events } = self.build_local(&new).await?;
         let push_actions = self.push_actions(new.room_id, &pdu, &state_events, &rules).await?;
         let destinations = self.destinations(new.room_id, &pdu).await?;
         let stream = slot.position();

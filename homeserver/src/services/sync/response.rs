@@ -64,7 +64,7 @@ pub struct E2eeSync {
 }
 
 /// State event types an invitee sees (spec: § Stripped state, the recommended set).
-const INVITE_STATE_TYPES: &[&str] = &[
+pub(crate) const INVITE_STATE_TYPES: &[&str] = &[
     "m.room.create",
     "m.room.join_rules",
     "m.room.name",
@@ -562,6 +562,16 @@ impl SyncService {
 
     async fn invite_state(&self, record: &MembershipRecord) -> ApiResult<Vec<Value>> {
         let entries = self.db.state_at(&record.room_id, record.stream).await?;
+        if entries.is_empty() {
+            // An invite into a room on another server: the stripped state its server sent,
+            // then the invite itself.
+            let user_id = self.db.event(&record.event_id).await?.and_then(|e| e.state_key).unwrap_or_default();
+            if let Some((state, _)) = self.db.remote_invite(&record.room_id, &user_id).await? {
+                let mut events: Vec<Value> = serde_json::from_str(&state).unwrap_or_default();
+                events.extend(self.db.event(&record.event_id).await?.as_ref().map(stripped_state));
+                return Ok(events);
+            }
+        }
         let ids: Vec<String> = entries
             .into_iter()
             .filter(|e| INVITE_STATE_TYPES.contains(&e.event_type.as_str()) || e.event_id == record.event_id)
