@@ -13,6 +13,7 @@ both_backends!(
     a_remote_user_joins_and_messages_flow_both_ways,
     messages_sent_while_a_peer_is_down_arrive_after_it_returns,
     invites_cross_servers_both_ways,
+    typing_and_read_receipts_cross_servers,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -178,4 +179,51 @@ async fn invites_cross_servers_both_ways(backend: Backend) {
     let nobody = format!("@nobody:{}", b.server_name());
     let (status, body) = a.post(&a.room_path(&room, "invite"), Some(&alice.token), json!({"user_id": nobody})).await;
     assert_eq!((status, body["errcode"].as_str()), (StatusCode::NOT_FOUND, Some("M_NOT_FOUND")), "{body}");
+}
+
+/// Syncs until the room's ephemeral events satisfy `done`.
+async fn ephemeral_until(app: &TestApp, user: &Session, room_id: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut since: Option<String> = None;
+    loop {
+        let sync = app.sync(&user.token, since.as_deref(), 2_000).await;
+        for event in sync["rooms"]["join"][room_id]["ephemeral"]["events"].as_array().into_iter().flatten() {
+            if done(event) {
+                return;
+            }
+        }
+        since = sync["next_batch"].as_str().map(str::to_owned);
+        assert!(Instant::now() < deadline, "the ephemeral event never arrived");
+    }
+}
+
+async fn typing_and_read_receipts_cross_servers(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+
+    // Alice types on A; Bob on B sees it.
+    let typing = a.room_path(&room_id, &format!("typing/{}", encode(&alice.user_id)));
+    let (status, body) = a.put(&typing, Some(&alice.token), json!({"typing": true, "timeout": 10_000})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alice_id = alice.user_id.clone();
+    ephemeral_until(&b, &bob, &room_id, |event| {
+        event["type"] == "m.typing"
+            && event["content"]["user_ids"].as_array().is_some_and(|ids| ids.iter().any(|id| id == alice_id.as_str()))
+    })
+    .await;
+
+    // Bob reads Alice's message on B; Alice sees his read receipt on A.
+    let event_id = a.send_text(&alice.token, &room_id, "did you read this?").await;
+    sync_until(&b, &bob, &room_id, None, |seen| seen.contains(&"did you read this?".into())).await;
+    let receipt = b.room_path(&room_id, &format!("receipt/m.read/{}", encode(&event_id)));
+    assert_eq!(b.post(&receipt, Some(&bob.token), json!({})).await.0, StatusCode::OK);
+    let bob_id = bob.user_id.clone();
+    ephemeral_until(&a, &alice, &room_id, |event| {
+        event["type"] == "m.receipt" && event["content"][&event_id]["m.read"][&bob_id].is_object()
+    })
+    .await;
 }

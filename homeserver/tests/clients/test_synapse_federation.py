@@ -260,7 +260,7 @@ async def sync_until(client, predicate, seconds=60):
     raise AssertionError("condition not reached through /sync")
 
 
-async def test_invites_renames_redactions_and_kicks_across_servers(hearth, synapse):
+async def test_invites_typing_receipts_renames_redactions_and_kicks_across_servers(hearth, synapse):
     alice = await user(hearth.base_url, hearth.server_name, "alice")
     sam = await user(synapse.base_url, synapse.server_name, "sam")
     try:
@@ -286,6 +286,26 @@ async def test_invites_renames_redactions_and_kicks_across_servers(hearth, synap
         assert getattr(joined, "room_id", None) == group, joined
         await send(sam, group, "hi Hearth group")
         await messages_until(alice, group, ["hi Hearth group"])
+
+        # Typing and read receipts, both ways.
+        await alice.room_typing(group, True, timeout=10000)
+        await sync_until(sam, lambda r: group in r.rooms.join and any(
+            alice.user_id in getattr(e, "users", []) for e in r.rooms.join[group].ephemeral))
+        await sam.room_typing(group, True, timeout=10000)
+        await sync_until(alice, lambda r: group in r.rooms.join and any(
+            sam.user_id in getattr(e, "users", []) for e in r.rooms.join[group].ephemeral))
+        read = await alice.room_send(group, "m.room.message", {"msgtype": "m.text", "body": "read me"})
+        await messages_until(sam, group, ["read me"])
+        await sam.room_read_markers(group, read.event_id, read.event_id)
+        await sync_until(alice, lambda r: group in r.rooms.join and any(
+            any(getattr(receipt, "user_id", None) == sam.user_id and receipt.event_id == read.event_id
+                for receipt in getattr(e, "receipts", [])) for e in r.rooms.join[group].ephemeral))
+        heard = await sam.room_send(group, "m.room.message", {"msgtype": "m.text", "body": "and you read me"})
+        await messages_until(alice, group, ["and you read me"])
+        await alice.room_read_markers(group, heard.event_id, heard.event_id)
+        await sync_until(sam, lambda r: group in r.rooms.join and any(
+            any(getattr(receipt, "user_id", None) == alice.user_id and receipt.event_id == heard.event_id
+                for receipt in getattr(e, "receipts", [])) for e in r.rooms.join[group].ephemeral))
 
         # Alice, the group's admin, renames it; Sam sees the new name.
         await alice.room_put_state(group, "m.room.name", {"name": "Renamed on Hearth"})

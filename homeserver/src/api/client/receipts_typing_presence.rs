@@ -48,6 +48,8 @@ async fn typing(
     }
     let timeout = Duration::from_millis(body.timeout.unwrap_or(30_000));
     state.typing.set(&room_id, &user.user_id, body.typing, timeout);
+    let edu = json!({"edu_type": "m.typing", "content": {"room_id": room_id, "user_id": user.user_id, "typing": body.typing}});
+    state.rooms.send_edu_to_room(&room_id, edu).await?;
     Ok(Json(json!({})))
 }
 

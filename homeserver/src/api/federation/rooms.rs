@@ -1,6 +1,7 @@
 //! The room protocol's inbound routes (spec: Server-Server API § Joining rooms,
 //! § Transactions): make_join and send_join (v2) as the room's server, and /send transactions
-//! carrying other servers' events, each answered with its own result.
+//! carrying other servers' events, each answered with its own result, and their typing and read
+//! receipt EDUs.
 
 use axum::{
     Json, Router,
@@ -75,7 +76,7 @@ async fn invite(
 }
 
 /// PUT /_matrix/federation/v1/send/{txnId}: each PDU is checked and taken in on its own; the
-/// answer names every PDU with `{}` or its error. EDUs are not acted on yet.
+/// answer names every PDU with `{}` or its error. Typing and receipt EDUs are taken in.
 async fn send_transaction(
     State(state): State<AppState>,
     MatrixPath(_txn_id): MatrixPath<String>,
@@ -91,6 +92,9 @@ async fn send_transaction(
         return Err(ApiError::bad_json("A transaction carries at most 50 PDUs and 100 EDUs"));
     }
     let mut results = Map::new();
+    for edu in body["edus"].as_array().into_iter().flatten() {
+        take_in_edu(&state, signed.origin.as_str(), edu).await;
+    }
     for pdu in pdus {
         let (event_id, outcome) = take_in(&state, pdu).await;
         if let Some(event_id) = event_id {
@@ -102,6 +106,46 @@ async fn send_transaction(
         }
     }
     Ok(Json(json!({"pdus": results})))
+}
+
+/// Whether `user_id` belongs to `origin` and is joined to `room_id` (EDUs speak only for the
+/// sending server's own users, in rooms they are in).
+async fn speaks_for(state: &AppState, origin: &str, room_id: &str, user_id: &str) -> bool {
+    crate::services::usernames::server_of(user_id) == origin
+        && state.db.membership(room_id, user_id).await.ok().flatten().is_some_and(|m| m.membership == "join")
+}
+
+/// One EDU of a transaction: typing and read receipts are acted on; others are not yet.
+async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
+    let content = &edu["content"];
+    match edu["edu_type"].as_str() {
+        Some("m.typing") => {
+            let (Some(room_id), Some(user_id)) = (content["room_id"].as_str(), content["user_id"].as_str()) else {
+                return;
+            };
+            if speaks_for(state, origin, room_id, user_id).await {
+                let typing = content["typing"].as_bool().unwrap_or(false);
+                state.typing.set(room_id, user_id, typing, std::time::Duration::from_secs(30));
+            }
+        }
+        Some("m.receipt") => {
+            for (room_id, by_type) in content.as_object().into_iter().flatten() {
+                for (user_id, receipt) in by_type["m.read"].as_object().into_iter().flatten() {
+                    if !speaks_for(state, origin, room_id, user_id).await {
+                        continue;
+                    }
+                    let ts = receipt["data"]["ts"].as_i64().unwrap_or_else(crate::storage::now_ms);
+                    let thread = receipt["data"]["thread_id"].as_str();
+                    for event_id in receipt["event_ids"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                        if let Err(error) = state.receipts.store_remote(room_id, user_id, event_id, ts, thread).await {
+                            tracing::info!(?error, "a remote receipt was not stored");
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// One PDU of a transaction: its event id (when it can be computed) and the outcome.

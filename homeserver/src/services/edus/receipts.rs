@@ -74,6 +74,43 @@ impl Receipts {
         self.db.set_receipt(&receipt, slot.position()).await?;
         self.rooms.unread().forget(user_id);
         slot.committed(&[Scope::Receipt(room_id)]);
+        if receipt_type == "m.read" {
+            // Public read receipts go to the room's other servers (private ones stay here).
+            let mut data = json!({"ts": receipt.ts});
+            if let Some(thread) = thread_id {
+                data["thread_id"] = thread.into();
+            }
+            let edu = json!({"edu_type": "m.receipt", "content": {
+                room_id: {"m.read": {user_id: {"event_ids": [event_id], "data": data}}}
+            }});
+            self.rooms.send_edu_to_room(room_id, edu).await?;
+        }
+        Ok(())
+    }
+
+    /// A read receipt another server sent for one of its users (already known to be in the room).
+    pub async fn store_remote(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        event_id: &str,
+        ts: i64,
+        thread_id: Option<&str>,
+    ) -> ApiResult<()> {
+        if self.db.event(event_id).await?.is_none_or(|e| e.room_id != room_id) {
+            return Ok(()); // an event this server does not hold: nothing to mark
+        }
+        let receipt = ReceiptRecord {
+            room_id: room_id.to_owned(),
+            user_id: user_id.to_owned(),
+            receipt_type: "m.read".to_owned(),
+            thread_id: thread_id.unwrap_or("").to_owned(),
+            event_id: event_id.to_owned(),
+            ts,
+        };
+        let slot = self.streams.begin().await;
+        self.db.set_receipt(&receipt, slot.position()).await?;
+        slot.committed(&[Scope::Receipt(room_id)]);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The federation sender: drains the durable outbox (`federation_outbox`, written in each
 //! event's own transaction) with one worker per destination and one transaction in flight per
-//! destination. A failed send waits with exponential backoff up to a cap — or less, if the peer
+//! destination, with the typing and receipt EDUs queued in memory. A failed send waits with exponential backoff up to a cap — or less, if the peer
 //! contacts us meanwhile — and then resends the same events, so a peer that was down catches up
 //! on everything it missed, in order. Rows go only once the peer answered 200, so a crash at any
 //! point resends rather than loses (peers de-duplicate by event id). A slow or dead peer holds
@@ -23,8 +23,9 @@ use crate::{
     tasks::Shutdown,
 };
 
-/// PDUs per transaction (the spec's limit).
+/// PDUs and EDUs per transaction (the spec's limits).
 const MAX_PDUS: i64 = 50;
+const MAX_EDUS: usize = 100;
 
 /// Retry timing: the first retry after `min`, doubling up to `max`.
 #[derive(Debug, Clone, Copy)]
@@ -41,10 +42,17 @@ pub struct FederationSender {
     /// Each destination's worker, woken by new rows or by the peer contacting us.
     workers: Mutex<HashMap<String, Arc<Worker>>>,
     this: Weak<FederationSender>,
+    /// Numbers each transaction (with the start time, its id): ids never repeat, and PDUs
+    /// resent under a new id are de-duplicated by event id at the receiver.
+    transactions: std::sync::atomic::AtomicU64,
+    started_ms: i64,
 }
 
 #[derive(Default)]
 struct Worker {
+    /// EDUs waiting (typing, receipts): kept in memory only — they are ephemeral, and a
+    /// receipt lost to a crash is superseded by the next.
+    edus: Mutex<Vec<Value>>,
     /// New events were queued.
     queued: Notify,
     /// The peer showed it is up (it sent us a request): retry now.
@@ -53,7 +61,16 @@ struct Worker {
 
 impl FederationSender {
     pub fn new(db: Db, client: Arc<FederationClient>, backoff: Backoff, shutdown: Shutdown) -> Arc<Self> {
-        Arc::new_cyclic(|this| Self { db, client, backoff, shutdown, workers: Default::default(), this: this.clone() })
+        Arc::new_cyclic(|this| Self {
+            db,
+            client,
+            backoff,
+            shutdown,
+            workers: Default::default(),
+            this: this.clone(),
+            transactions: Default::default(),
+            started_ms: now_ms(),
+        })
     }
 
     /// Starts workers for destinations with events left from before a restart.
@@ -68,6 +85,21 @@ impl FederationSender {
     pub fn wake(&self, destinations: &[String]) {
         for destination in destinations {
             self.worker(destination).queued.notify_one();
+        }
+    }
+
+    /// Queues an EDU for each of `destinations` (the oldest are dropped past the limit).
+    pub fn queue_edu(&self, destinations: &[String], edu: &Value) {
+        for destination in destinations {
+            let worker = self.worker(destination);
+            {
+                let mut edus = worker.edus.lock().expect("edus");
+                if edus.len() >= MAX_EDUS * 10 {
+                    edus.remove(0);
+                }
+                edus.push(edu.clone());
+            }
+            worker.queued.notify_one();
         }
     }
 
@@ -108,24 +140,34 @@ impl FederationSender {
                     Vec::new()
                 }
             };
-            if batch.is_empty() {
+            let edus: Vec<Value> = {
+                let mut queued = worker.edus.lock().expect("edus");
+                let take = queued.len().min(MAX_EDUS);
+                queued.drain(..take).collect()
+            };
+            if batch.is_empty() && edus.is_empty() {
                 tokio::select! {
                     () = worker.queued.notified() => continue,
                     () = self.shutdown.wait() => return,
                 }
             }
-            let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
+            let last = batch.last().map(|(stream, _)| *stream);
             let pdus: Vec<Value> = batch.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).collect();
-            // The same events always travel under the same id, so a retry is recognised.
-            let txn_id = format!("{first}-{last}");
-            match self.send(&server, &txn_id, pdus).await {
+            let number = self.transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let txn_id = format!("{}.{number}", self.started_ms);
+            match self.send(&server, &txn_id, pdus, &edus).await {
                 Ok(()) => {
                     failures = 0;
-                    if let Err(error) = self.db.outbox_sent(&destination, last).await {
+                    if let Some(last) = last
+                        && let Err(error) = self.db.outbox_sent(&destination, last).await
+                    {
                         tracing::error!(%error, %destination, "cannot clear sent events from the outbox");
                     }
                 }
                 Err(error) => {
+                    // Receipts wait for the next attempt; typing would be stale by then.
+                    let keep: Vec<Value> = edus.into_iter().filter(|edu| edu["edu_type"] != "m.typing").collect();
+                    worker.edus.lock().expect("edus").splice(0..0, keep);
                     failures = failures.saturating_add(1);
                     let wait = self.backoff.min.saturating_mul(2u32.saturating_pow(failures - 1)).min(self.backoff.max);
                     tracing::info!(%destination, %error, retry_in_ms = wait.as_millis() as u64, "federation send failed");
@@ -141,12 +183,12 @@ impl FederationSender {
 
     /// PUT /_matrix/federation/v1/send/{txnId}. Per-PDU errors are the peer's verdicts on
     /// those events (logged); the transaction itself succeeded.
-    async fn send(&self, server: &ServerName, txn_id: &str, pdus: Vec<Value>) -> Result<(), String> {
+    async fn send(&self, server: &ServerName, txn_id: &str, pdus: Vec<Value>, edus: &[Value]) -> Result<(), String> {
         let body = json!({
             "origin": self.client.server_name().as_str(),
             "origin_server_ts": now_ms(),
             "pdus": pdus,
-            "edus": [],
+            "edus": edus,
         });
         let path = format!("/_matrix/federation/v1/send/{}", super::query_value(txn_id));
         let answer =

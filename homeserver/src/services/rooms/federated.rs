@@ -54,6 +54,21 @@ impl Rooms {
         Ok(servers.into_iter().map(str::to_owned).collect())
     }
 
+    /// Sends an EDU about a room (typing, a receipt) to every other server with members in it.
+    pub async fn send_edu_to_room(&self, room_id: &str, edu: Value) -> ApiResult<()> {
+        let members = {
+            let _quiet = self.streams.hold().await;
+            self.head_members(room_id).await?
+        };
+        let servers: BTreeSet<&str> =
+            members.keys().map(|user| server_of(user)).filter(|server| *server != self.server_name).collect();
+        if !servers.is_empty() {
+            let servers: Vec<String> = servers.into_iter().map(str::to_owned).collect();
+            self.federation_sender.queue_edu(&servers, &edu);
+        }
+        Ok(())
+    }
+
     /// Takes in an event another server sent (already through `incoming::check_pdu`): checked
     /// against its auth events and against the current state, then committed like a local
     /// event. An event already held is accepted again without change.
