@@ -326,3 +326,34 @@ async def test_invites_typing_receipts_renames_redactions_and_kicks_across_serve
     finally:
         await alice.close()
         await sam.close()
+
+
+async def encrypted_user(base_url, server_name, name):
+    from nio import AsyncClientConfig
+    from test_nio_e2ee import settle
+
+    store = tempfile.mkdtemp(prefix=f"nio-store-{name}-")
+    config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
+    client = AsyncClient(base_url, f"@{name}:{server_name}", store_path=store, config=config)
+    response = await client.register(name, PASSWORD, device_name=f"{name}'s nio")
+    assert response.user_id == f"@{name}:{server_name}", response
+    await settle(client)
+    return client
+
+
+async def test_end_to_end_encryption_between_a_hearth_and_a_synapse_user(hearth, synapse):
+    """Device keys and one-time keys are fetched across servers, room keys travel as to-device
+    messages over federation, and each side decrypts the other's messages."""
+    from test_nio_e2ee import decrypted_texts, encrypted_room, send_secret, sync_until as e2ee_sync_until
+
+    alice = await encrypted_user(hearth.base_url, hearth.server_name, "alice")
+    sam = await encrypted_user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        room_id = await encrypted_room(alice, [sam], is_direct=True)
+        await send_secret(alice, room_id, "a secret from Hearth")
+        await e2ee_sync_until(sam, lambda r: "a secret from Hearth" in decrypted_texts(r, room_id))
+        await send_secret(sam, room_id, "a secret from Synapse")
+        await e2ee_sync_until(alice, lambda r: "a secret from Synapse" in decrypted_texts(r, room_id))
+    finally:
+        await alice.close()
+        await sam.close()

@@ -115,7 +115,8 @@ async fn speaks_for(state: &AppState, origin: &str, room_id: &str, user_id: &str
         && state.db.membership(room_id, user_id).await.ok().flatten().is_some_and(|m| m.membership == "join")
 }
 
-/// One EDU of a transaction: typing and read receipts are acted on; others are not yet.
+/// One EDU of a transaction: typing, read receipts, to-device messages and device list changes
+/// are acted on; others (presence, signing key updates) are not yet.
 async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
     let content = &edu["content"];
     match edu["edu_type"].as_str() {
@@ -142,6 +143,19 @@ async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
                         }
                     }
                 }
+            }
+        }
+        Some("m.direct_to_device") => {
+            if let Err(error) = state.to_device.receive_remote(origin, content).await {
+                tracing::info!(?error, "a remote to-device message was not delivered");
+            }
+        }
+        Some("m.device_list_update") => {
+            let user_id = content["user_id"].as_str().unwrap_or_default();
+            if crate::services::usernames::server_of(user_id) == origin
+                && let Err(error) = state.device_lists.changed(user_id).await
+            {
+                tracing::info!(?error, "a remote device list change was not recorded");
             }
         }
         _ => {}

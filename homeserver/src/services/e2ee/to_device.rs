@@ -12,11 +12,17 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
 
 use crate::{
     error::{ApiError, ApiResult},
-    services::sync::{notifier::Scope, stream_writer::StreamWriter},
+    services::{
+        federation::FederationSender,
+        sync::{notifier::Scope, stream_writer::StreamWriter},
+        usernames::server_of,
+    },
     storage::Db,
 };
 
@@ -24,6 +30,8 @@ pub struct ToDevice {
     db: Db,
     streams: Arc<StreamWriter>,
     server_name: String,
+    /// Messages for other servers' devices leave as m.direct_to_device EDUs.
+    federation: Arc<FederationSender>,
     /// (user, device) of every inbox that may hold messages; None until read from storage.
     occupied: Mutex<Option<HashSet<(String, String)>>>,
 }
@@ -32,8 +40,8 @@ pub struct ToDevice {
 const MAX_DELIVERIES: usize = 10_000;
 
 impl ToDevice {
-    pub fn new(db: Db, streams: Arc<StreamWriter>, server_name: String) -> Self {
-        Self { db, streams, server_name, occupied: Mutex::new(None) }
+    pub fn new(db: Db, streams: Arc<StreamWriter>, server_name: String, federation: Arc<FederationSender>) -> Self {
+        Self { db, streams, server_name, federation, occupied: Mutex::new(None) }
     }
 
     /// Whether the device's inbox may hold messages (reads the occupied inboxes once).
@@ -64,20 +72,73 @@ impl ToDevice {
         let Some(Value::Object(messages)) = body.get("messages") else {
             return Err(ApiError::bad_json("messages must be an object"));
         };
+        let mut remote: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+        for (user_id, devices) in messages {
+            if ruma::UserId::parse(user_id).is_err() {
+                return Err(ApiError::invalid_param(format!("Invalid user id {user_id}")));
+            }
+            let server = server_of(user_id);
+            if server != self.server_name {
+                if !devices.is_object() {
+                    return Err(ApiError::bad_json("messages must map user ids to device ids to content"));
+                }
+                remote.entry(server).or_default().insert(user_id.clone(), devices.clone());
+            }
+        }
+        let local: Map<String, Value> = messages
+            .iter()
+            .filter(|(user, _)| server_of(user) == self.server_name)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.deliver((sender, sender_device), txn_id, event_type, &local).await?;
+        // The same message id for a retried request, so the receiving server de-duplicates.
+        let message_id = format!("{sender_device}:{txn_id}");
+        for (server, messages) in remote {
+            let edu = json!({"edu_type": "m.direct_to_device", "content": {
+                "sender": sender, "type": event_type, "message_id": message_id, "messages": messages,
+            }});
+            self.federation.queue_edu(&[server.to_owned()], &edu);
+        }
+        Ok(())
+    }
+
+    /// An m.direct_to_device EDU from `origin`: its messages for this server's users.
+    pub async fn receive_remote(&self, origin: &str, content: &Value) -> ApiResult<()> {
+        let (Some(sender), Some(event_type), Some(message_id), Some(messages)) = (
+            content["sender"].as_str(),
+            content["type"].as_str(),
+            content["message_id"].as_str(),
+            content["messages"].as_object(),
+        ) else {
+            return Err(ApiError::bad_json("Malformed m.direct_to_device"));
+        };
+        if server_of(sender) != origin {
+            return Err(ApiError::forbidden("The sender is not a user of the sending server"));
+        }
+        let local: Map<String, Value> = messages
+            .iter()
+            .filter(|(user, _)| server_of(user) == self.server_name && ruma::UserId::parse(user.as_str()).is_ok())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Remote senders have no device here: the message id alone makes the delivery unique.
+        self.deliver((sender, ""), &format!("fed:{message_id}"), event_type, &local).await
+    }
+
+    /// Stores messages for this server's devices (`*`: all of a user's devices), once per
+    /// (sender, device, txn id).
+    async fn deliver(
+        &self,
+        (sender, sender_device): (&str, &str),
+        txn_id: &str,
+        event_type: &str,
+        messages: &Map<String, Value>,
+    ) -> ApiResult<()> {
         let mut deliveries = Vec::new();
         let mut recipients = Vec::new();
         for (user_id, devices) in messages {
             let Value::Object(devices) = devices else {
                 return Err(ApiError::bad_json("messages must map user ids to device ids to content"));
             };
-            if ruma::UserId::parse(user_id).is_err() {
-                return Err(ApiError::invalid_param(format!("Invalid user id {user_id}")));
-            }
-            if crate::services::usernames::server_of(user_id) != self.server_name {
-                // Other servers' devices are reached through federation, which arrives later.
-                tracing::debug!("to-device message for a remote user dropped");
-                continue;
-            }
             let known: Vec<String> = self.db.devices(user_id).await?.into_iter().map(|d| d.device_id).collect();
             for (device_id, content) in devices {
                 if !content.is_object() {
