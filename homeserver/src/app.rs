@@ -176,6 +176,7 @@ impl App {
             config.media.clone(),
             config.server_name.clone(),
             media_root.join("incoming"),
+            federation.clone(),
         ));
         let key_counts = Arc::new(KeyCounts::new(db.clone()));
         let device_lists = Arc::new(DeviceLists::new(db.clone(), streams.clone(), rooms.clone(), key_counts.clone()));

@@ -16,6 +16,7 @@ both_backends!(
     only_correctly_signed_requests_are_answered,
     keys_are_cached_and_notarised,
     unreachable_and_private_peers_fail_cleanly,
+    media_is_fetched_from_its_server_and_kept,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -294,4 +295,49 @@ async fn unreachable_and_private_peers_fail_cleanly(backend: Backend) {
     let (status, body) = strict.get(&format!("/_matrix/client/v3/profile/{}", encode(&bob.user_id)), None).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body["error"].as_str().unwrap().contains("private network"), "{body}");
+}
+
+async fn media_is_fetched_from_its_server_and_kept(backend: Backend) {
+    let Some((a, mut b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let picture = crate::media::png(640, 480);
+    let (status, uploaded) = crate::media::upload(&a, &alice, "image/png", Some("holiday.png"), picture.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{uploaded}");
+    let path = uploaded["content_uri"].as_str().unwrap().strip_prefix("mxc://").unwrap().to_owned();
+
+    let get = |app: &TestApp, what: String| {
+        let request = app.client.get(format!("{}/_matrix/client/v1/media/{what}", app.base)).bearer_auth(&bob.token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            (status, content_type, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    // Bob, on B, downloads Alice's picture: B fetches it from A over federation.
+    let (status, content_type, bytes) = get(&b, format!("download/{path}")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!((content_type.as_deref(), bytes == picture), (Some("image/png"), true));
+    // And a thumbnail of it, made on B.
+    let (status, content_type, thumb) = get(&b, format!("thumbnail/{path}?width=64&height=64&method=crop")).await;
+    assert_eq!((status, content_type.as_deref()), (StatusCode::OK, Some("image/png")));
+    assert!(thumb.len() < picture.len());
+    // An unknown id on A is a 404 on B.
+    let missing = format!("download/{}/doesnotexist", a.server_name());
+    assert_eq!(get(&b, missing).await.0, StatusCode::NOT_FOUND);
+
+    // B keeps what it fetched: with A gone, it still serves the picture.
+    drop(a);
+    b.restart().await;
+    let bob_again = b.login("bob", crate::helpers::PASSWORD).await.1;
+    let response = b
+        .client
+        .get(format!("{}/_matrix/client/v1/media/download/{path}", b.base))
+        .bearer_auth(bob_again["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().to_vec(), picture);
 }

@@ -357,3 +357,46 @@ async def test_end_to_end_encryption_between_a_hearth_and_a_synapse_user(hearth,
     finally:
         await alice.close()
         await sam.close()
+
+
+def png_bytes():
+    from PIL import Image
+    import io
+
+    image = Image.new("RGB", (320, 200), (200, 80, 40))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def authenticated_download(client, mxc):
+    server_and_id = mxc[len("mxc://"):]
+    request = urllib.request.Request(
+        f"{client.homeserver}/_matrix/client/v1/media/download/{server_and_id}",
+        headers={"Authorization": f"Bearer {client.access_token}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return response.headers.get("Content-Type"), response.read()
+
+
+async def test_pictures_are_downloaded_across_servers(hearth, synapse):
+    import asyncio
+    import io
+
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        picture = png_bytes()
+        # Sam uploads on Synapse; Alice's Hearth fetches it over federation.
+        uploaded, _ = await sam.upload(io.BytesIO(picture), content_type="image/png", filename="sam.png",
+                                       filesize=len(picture))
+        kind, got = await asyncio.to_thread(authenticated_download, alice, uploaded.content_uri)
+        assert (kind, got == picture) == ("image/png", True)
+        # Alice uploads on Hearth; Sam's Synapse fetches it from Hearth.
+        uploaded, _ = await alice.upload(io.BytesIO(picture), content_type="image/png", filename="alice.png",
+                                         filesize=len(picture))
+        kind, got = await asyncio.to_thread(authenticated_download, sam, uploaded.content_uri)
+        assert (kind, got == picture) == ("image/png", True)
+    finally:
+        await alice.close()
+        await sam.close()

@@ -3,6 +3,7 @@
 //! (`queries`) and the room protocol (`rooms`), each request authenticated by `auth`.
 
 mod auth;
+mod media;
 mod queries;
 mod rooms;
 mod server_keys;
@@ -13,7 +14,7 @@ use crate::state::AppState;
 
 /// `/_matrix/federation/*` (the `federation` resource).
 pub fn routes() -> Router<AppState> {
-    server_keys::federation_routes().merge(queries::routes()).merge(rooms::routes())
+    server_keys::federation_routes().merge(queries::routes()).merge(rooms::routes()).merge(media::routes())
 }
 
 /// `/_matrix/key/*` (the `keys` resource).

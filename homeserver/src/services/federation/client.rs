@@ -226,6 +226,64 @@ impl FederationClient {
         Ok(json)
     }
 
+    /// A signed GET whose answer is not JSON (federation media): its content type and body,
+    /// at most `limit` bytes; a redirect is followed once, without authentication.
+    pub async fn get_bytes(
+        &self,
+        destination: &ServerName,
+        path_and_query: &str,
+        limit: usize,
+    ) -> Result<(String, Vec<u8>), FederationError> {
+        let server = destination.to_string();
+        let unreachable = |reason: String| FederationError::Unreachable { server: server.clone(), reason };
+        if destination == self.server_name {
+            return Err(unreachable("it is this server".into()));
+        }
+        let target = self.destinations.resolve(destination, self).await;
+        let url = Url::parse(&format!("https://{}:{}{path_and_query}", target.url_host, target.port))
+            .map_err(|error| unreachable(format!("bad URL: {error}")))?;
+        self.resolver.policy.check_url(&url).map_err(|blocked| unreachable(blocked.to_string()))?;
+        self.pin(&target);
+        let to_sign = axum::http::Request::builder()
+            .method(Method::GET)
+            .uri(path_and_query)
+            .body(Vec::new())
+            .map_err(|error| unreachable(error.to_string()))?;
+        let authorization = request_auth::sign_request(&self.key, &self.server_name, destination, &to_sign)
+            .map_err(|error| unreachable(error.to_string()))?;
+        let mut response = self
+            .http
+            .get(url)
+            .header(header::HOST, &target.host_header)
+            .header(header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .map_err(|error| unreachable(describe(&error)))?;
+        if response.status().is_redirection()
+            && let Some(location) = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
+        {
+            let location = Url::parse(location).map_err(|error| unreachable(error.to_string()))?;
+            self.resolver.policy.check_url(&location).map_err(|blocked| unreachable(blocked.to_string()))?;
+            response = self.http.get(location).send().await.map_err(|error| unreachable(describe(&error)))?;
+        }
+        let status = response.status();
+        let content_type =
+            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let body = read_limited(response, limit)
+            .await
+            .map_err(|reason| FederationError::BadResponse { server: server.clone(), reason })?;
+        if !status.is_success() {
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return Err(FederationError::Remote {
+                server,
+                status: status.as_u16(),
+                errcode: json["errcode"].as_str().unwrap_or("M_UNKNOWN").to_owned(),
+                error: json["error"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        Ok((content_type, body))
+    }
+
     fn pin(&self, target: &Destination) {
         let mut pins = self.resolver.pins.lock().expect("pins");
         match &target.resolve_via {

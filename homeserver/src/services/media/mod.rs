@@ -3,6 +3,7 @@
 //! how it is served. Bytes live in a `MediaStore` (local disk or S3); records in the database.
 
 pub mod checks;
+pub mod multipart;
 mod net;
 pub mod preview;
 pub mod range;
@@ -13,7 +14,7 @@ pub mod store;
 pub mod thumbnail;
 mod video;
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -28,6 +29,7 @@ use self::{
 use crate::{
     config::MediaConfig,
     error::{ApiError, ApiResult, ErrorKind},
+    services::federation::FederationClient,
     storage::{
         Db,
         media::{MediaRecord, UploadedMedia},
@@ -52,6 +54,10 @@ pub struct Media {
     thumbnailing: tokio::sync::Semaphore,
     /// Whether `ffmpeg` is installed (video thumbnails need it).
     ffmpeg: bool,
+    /// Other servers' media are fetched over federation on first use and kept.
+    federation: Arc<FederationClient>,
+    /// One fetch per remote file at a time.
+    fetching: tokio::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What a download sends.
@@ -65,11 +71,28 @@ pub struct Download {
     pub body: ByteStream,
 }
 
+/// The file name of a Content-Disposition value (`filename="…"`), if it names one.
+fn disposition_file_name(disposition: &str) -> Option<String> {
+    disposition
+        .split(';')
+        .map(str::trim)
+        .find_map(|param| param.strip_prefix("filename="))
+        .map(|name| name.trim_matches('"').to_owned())
+        .filter(|name| !name.is_empty() && name.len() <= 255 && !name.contains(['/', '\\', '\0']))
+}
+
 /// The longest a download waits for an async upload to arrive.
 const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(120);
 
 impl Media {
-    pub fn new(db: Db, store: MediaStore, config: MediaConfig, server_name: String, spool_dir: PathBuf) -> Self {
+    pub fn new(
+        db: Db,
+        store: MediaStore,
+        config: MediaConfig,
+        server_name: String,
+        spool_dir: PathBuf,
+        federation: Arc<FederationClient>,
+    ) -> Self {
         let ffmpeg = video::ffmpeg_available(&config.ffmpeg_path);
         if !ffmpeg {
             tracing::info!("ffmpeg is not installed: videos get no thumbnails");
@@ -84,6 +107,8 @@ impl Media {
             arriving: Default::default(),
             thumbnailing: tokio::sync::Semaphore::new(2),
             ffmpeg,
+            federation,
+            fetching: Default::default(),
         }
     }
 
@@ -240,10 +265,55 @@ impl Media {
             return Err(ApiError::not_found("Unknown media"));
         }
         if server_name != self.server_name {
-            // Remote media arrives with federation.
-            return Err(ApiError::not_found("Media from other servers is not available yet"));
+            return self.remote_record(server_name, media_id).await;
         }
         self.db.media(server_name, media_id).await?.ok_or_else(|| ApiError::not_found("Unknown media"))
+    }
+
+    /// Another server's file: from the store when fetched before, otherwise fetched now
+    /// (GET /_matrix/federation/v1/media/download), checked like an upload and kept.
+    async fn remote_record(&self, origin: &str, media_id: &str) -> ApiResult<MediaRecord> {
+        if let Some(record) = self.db.media(origin, media_id).await? {
+            return Ok(record);
+        }
+        let lock = self.fetching.lock().await.entry(format!("{origin}/{media_id}")).or_default().clone();
+        let _one_fetch = lock.lock().await;
+        if let Some(record) = self.db.media(origin, media_id).await? {
+            return Ok(record);
+        }
+        let server = ruma::ServerName::parse(origin).map_err(|_| ApiError::not_found("Unknown media"))?;
+        let limit = usize::try_from(self.config.max_upload_bytes()).unwrap_or(usize::MAX);
+        let path =
+            format!("/_matrix/federation/v1/media/download/{}", crate::services::federation::query_value(media_id));
+        let (content_type, body) =
+            self.federation.get_bytes(&server, &path, limit.saturating_add(64 * 1024)).await.map_err(|error| {
+                match error {
+                    crate::services::federation::FederationError::Remote { status: 404, .. } => {
+                        ApiError::not_found("Unknown media")
+                    }
+                    other => other.into_api_error(),
+                }
+            })?;
+        let (declared, disposition, bytes) = multipart::file_part(&content_type, &body)
+            .map_err(|reason| ApiError::new(ErrorKind::BadGateway, format!("{origin} sent bad media: {reason}")))?;
+        let file_name = disposition.as_deref().and_then(disposition_file_name);
+        let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(bytes)) });
+        let (spool, content_type) = self.receive(Some(&declared), file_name.as_deref(), Box::pin(stream)).await?;
+        let (size, sha256) = (spool.size, spool.sha256.clone());
+        self.store.put_file(&original_key(origin, media_id), spool.path()).await.map_err(ApiError::internal)?;
+        spool.handed_on();
+        let record = UploadedMedia {
+            origin,
+            media_id,
+            uploader: "",
+            content_type: &content_type,
+            file_name: file_name.as_deref(),
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256: &sha256,
+        };
+        self.db.insert_uploaded_media(&record).await?;
+        tracing::info!(origin, media_id, size = record.size_bytes, "remote media fetched");
+        self.db.media(origin, media_id).await?.ok_or_else(|| ApiError::internal("remote media not stored"))
     }
 
     /// A servable record, waiting up to `timeout` for an async upload still on its way.
