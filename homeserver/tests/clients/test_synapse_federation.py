@@ -400,3 +400,32 @@ async def test_pictures_are_downloaded_across_servers(hearth, synapse):
     finally:
         await alice.close()
         await sam.close()
+
+
+async def test_a_late_joiner_on_synapse_reads_history_from_hearth(hearth, synapse):
+    """Synapse backfills a Hearth room's history for its user who joined after it was written."""
+    from nio.responses import RoomMessagesResponse
+
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        created = await alice.room_create(name="History", visibility=RoomVisibility.public)
+        room_id = created.room_id
+        early = [f"early message {i}" for i in range(25)]
+        for body in early:
+            await send(alice, room_id, body)
+        join_via(sam, room_id, hearth.server_name)
+        synced = await sync_until(sam, lambda r: room_id in r.rooms.join)
+        token = synced.rooms.join[room_id].timeline.prev_batch
+        seen = []
+        for _ in range(20):
+            page = await sam.room_messages(room_id, start=token, limit=10)
+            assert isinstance(page, RoomMessagesResponse), page
+            seen += [e.body for e in page.chunk if isinstance(e, RoomMessageText)]
+            if "early message 0" in seen or not page.end or not page.chunk:
+                break
+            token = page.end
+        assert set(early) <= set(seen), seen
+    finally:
+        await alice.close()
+        await sam.close()

@@ -5,6 +5,7 @@
 mod auth;
 mod media;
 mod queries;
+mod room_reads;
 mod rooms;
 mod server_keys;
 
@@ -14,7 +15,11 @@ use crate::state::AppState;
 
 /// `/_matrix/federation/*` (the `federation` resource).
 pub fn routes() -> Router<AppState> {
-    server_keys::federation_routes().merge(queries::routes()).merge(rooms::routes()).merge(media::routes())
+    server_keys::federation_routes()
+        .merge(queries::routes())
+        .merge(rooms::routes())
+        .merge(media::routes())
+        .merge(room_reads::routes())
 }
 
 /// `/_matrix/key/*` (the `keys` resource).
