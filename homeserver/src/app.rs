@@ -193,6 +193,7 @@ impl App {
         let state = AppState::new(AppInner {
             federation: federation.clone(),
             federation_sender,
+            inbound_transactions: Default::default(),
             remote_keys,
             sync: SyncService::new(
                 db.clone(),

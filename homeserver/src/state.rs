@@ -16,7 +16,7 @@ use crate::{
             to_device::ToDevice,
         },
         edus::{presence::Presence, receipts::Receipts, typing::Typing},
-        federation::{FederationClient, FederationSender, RemoteKeys},
+        federation::{FederationClient, FederationSender, OriginLocks, RemoteKeys},
         media::{Media, preview::UrlPreviews},
         profiles::Profiles,
         push::rules::PushRules,
@@ -61,6 +61,8 @@ pub struct AppInner {
     pub remote_keys: Arc<RemoteKeys>,
     /// Delivers events to other servers (and hears when a peer is back).
     pub federation_sender: Arc<FederationSender>,
+    /// Inbound transactions, one per origin at a time.
+    pub inbound_transactions: OriginLocks,
 }
 
 impl AppState {

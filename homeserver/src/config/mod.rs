@@ -176,6 +176,8 @@ pub struct RateLimitConfig {
     pub login: RateLimit,
     pub register: RateLimit,
     pub client: RateLimit,
+    /// Every signed request from another server, per server.
+    pub federation: RateLimit,
 }
 
 /// A token bucket: `burst` requests at once, one more every `period_ms`.
@@ -269,6 +271,7 @@ impl Default for RateLimitConfig {
             login: RateLimit { period_ms: 3_000, burst: 5 },
             register: RateLimit { period_ms: 10_000, burst: 3 },
             client: RateLimit { period_ms: 50, burst: 100 },
+            federation: RateLimit { period_ms: 10, burst: 500 },
         }
     }
 }
@@ -357,6 +360,7 @@ impl Config {
             ("login", self.rate_limits.login),
             ("register", self.rate_limits.register),
             ("client", self.rate_limits.client),
+            ("federation", self.rate_limits.federation),
         ] {
             if limit.period_ms == 0 || limit.burst == 0 {
                 return Err(ConfigError(format!("rate_limits.{key}: period_ms and burst must be positive")));

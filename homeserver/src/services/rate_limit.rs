@@ -1,6 +1,6 @@
 //! Request rate limits per class (governor token buckets). The login and register classes are
 //! keyed by client IP; the client class by user id, so one user cannot exhaust the server and
-//! users behind one NAT do not share a bucket.
+//! users behind one NAT do not share a bucket; the federation class by the requesting server.
 
 use std::{num::NonZeroU32, time::Duration};
 
@@ -16,11 +16,13 @@ pub enum RateClass {
     Login,
     Register,
     Client,
+    /// Requests from another server, keyed by its name.
+    Federation,
 }
 
 /// The limiters, or none at all when rate limiting is switched off (benchmarks).
 pub struct RateLimiters {
-    classes: Option<[DefaultKeyedRateLimiter<String>; 3]>,
+    classes: Option<[DefaultKeyedRateLimiter<String>; 4]>,
 }
 
 fn limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<String> {
@@ -33,7 +35,9 @@ fn limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<String> {
 
 impl RateLimiters {
     pub fn new(config: &RateLimitConfig) -> Self {
-        let classes = config.enabled.then(|| [limiter(config.login), limiter(config.register), limiter(config.client)]);
+        let classes = config.enabled.then(|| {
+            [limiter(config.login), limiter(config.register), limiter(config.client), limiter(config.federation)]
+        });
         Self { classes }
     }
 

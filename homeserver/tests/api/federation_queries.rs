@@ -17,6 +17,7 @@ both_backends!(
     keys_are_cached_and_notarised,
     unreachable_and_private_peers_fail_cleanly,
     media_is_fetched_from_its_server_and_kept,
+    garbage_and_forged_events_change_nothing,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -340,4 +341,72 @@ async fn media_is_fetched_from_its_server_and_kept(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap().to_vec(), picture);
+}
+
+async fn garbage_and_forged_events_change_nothing(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    b.send_text(&bob.token, &room_id, "the only message").await;
+    let key = signing_key(&a);
+    let (origin, destination) = (a.server_name().to_owned(), b.server_name().to_owned());
+    let (_, before) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=50"), Some(&bob.token)).await;
+
+    // An event "from Bob" made and signed by A: Bob's server did not sign it.
+    let forged_as_bob = json!({
+        "room_id": room_id, "sender": bob.user_id, "type": "m.room.message", "content": {"body": "forged"},
+        "prev_events": [], "auth_events": [], "depth": 5, "origin_server_ts": 1,
+        "hashes": {"sha256": "AAAA"}, "signatures": {origin.clone(): {key.key_id(): "AAAA"}},
+    });
+    // A well-signed event of A's user, who is not in the room.
+    let mut intruder = hearth_federation::to_canonical_object(json!({
+        "room_id": room_id, "sender": format!("@mallory:{origin}"), "type": "m.room.message",
+        "content": {"body": "let me in"}, "prev_events": [], "auth_events": [], "depth": 5, "origin_server_ts": 1,
+    }))
+    .unwrap();
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    key.hash_and_sign_event(&origin, &mut intruder, &rules).unwrap();
+    let transaction = json!({
+        "origin": origin, "origin_server_ts": 1,
+        "pdus": ["not an event", {"room_id": "!unknown:nowhere"}, forged_as_bob, intruder],
+        "edus": [{"edu_type": "m.typing", "content": {"room_id": room_id, "user_id": bob.user_id, "typing": true}}],
+    });
+    let (status, answer) = federation_request(
+        &b,
+        Method::PUT,
+        "/_matrix/federation/v1/send/garbage1",
+        Some(transaction),
+        Some((&origin, &key, &destination)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let results = answer["pdus"].as_object().unwrap();
+    assert!(results.values().all(|result| result["error"].is_string()), "{answer}");
+    let (_, after) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=50"), Some(&bob.token)).await;
+    let ids = |page: &Value| -> Vec<Value> {
+        page["chunk"].as_array().unwrap().iter().map(|e| e["event_id"].clone()).collect()
+    };
+    assert_eq!(ids(&before), ids(&after), "nothing was added to the room");
+
+    // A transaction naming another origin than the signer is refused outright, and a body
+    // beyond the federation limit is 413.
+    let (status, _) = federation_request(
+        &b,
+        Method::PUT,
+        "/_matrix/federation/v1/send/garbage2",
+        Some(json!({"origin": "elsewhere.example", "pdus": [], "edus": []})),
+        Some((&origin, &key, &destination)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let huge = json!({"origin": origin, "pdus": [], "edus": [], "padding": "x".repeat(9 * 1024 * 1024)});
+    let (status, _) = federation_request(
+        &b,
+        Method::PUT,
+        "/_matrix/federation/v1/send/garbage3",
+        Some(huge),
+        Some((&origin, &key, &destination)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }

@@ -14,6 +14,7 @@ both_backends!(
     messages_sent_while_a_peer_is_down_arrive_after_it_returns,
     invites_cross_servers_both_ways,
     typing_and_read_receipts_cross_servers,
+    a_server_acl_shuts_a_server_out,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -226,4 +227,38 @@ async fn typing_and_read_receipts_cross_servers(backend: Backend) {
         event["type"] == "m.receipt" && event["content"][&event_id]["m.read"][&bob_id].is_object()
     })
     .await;
+}
+
+async fn a_server_acl_shuts_a_server_out(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    a.send_text(&alice.token, &room_id, "before the ACL").await;
+    let (_, token) = sync_until(&b, &bob, &room_id, None, |seen| seen.contains(&"before the ACL".into())).await;
+
+    // Bob bans A's host (ports do not matter) from the room.
+    let acl = b.room_path(&room_id, "state/m.room.server_acl/");
+    let (status, body) =
+        b.put(&acl, Some(&bob.token), json!({"allow": ["*"], "deny": ["127.0.0.1"], "allow_ip_literals": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    a.send_text(&alice.token, &room_id, "after the ACL").await;
+    b.send_text(&bob.token, &room_id, "marker").await;
+    let (seen, _) = sync_until(&b, &bob, &room_id, Some(token), |seen| seen.contains(&"marker".into())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, messages) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=20"), Some(&bob.token)).await;
+    let bodies: Vec<&str> =
+        messages["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert!(!bodies.contains(&"after the ACL") && !seen.contains(&"after the ACL".into()), "{bodies:?}");
+
+    // A new user of A joining (locally, A is in the room) never becomes a member on B.
+    let carol = a.register("carol").await;
+    assert_eq!(a.post(&path, Some(&carol.token), json!({})).await.0, StatusCode::OK);
+    b.send_text(&bob.token, &room_id, "second marker").await;
+    sync_until(&b, &bob, &room_id, None, |seen| seen.contains(&"second marker".into())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, members) = b.get(&b.room_path(&room_id, "joined_members"), Some(&bob.token)).await;
+    assert!(!members["joined"].as_object().unwrap().contains_key(&carol.user_id), "{members}");
 }

@@ -93,6 +93,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Signed<T> {
             };
             match request_auth::verify_request(&parsed, &signed, ours, &key) {
                 Ok(()) => {
+                    state.rate_limits.check(crate::services::rate_limit::RateClass::Federation, claimed.as_str())?;
                     // A peer that reaches us is up: anything queued for it goes now.
                     state.federation_sender.peer_is_up(claimed.as_str());
                     let body = parse_json_body(&bytes)?;

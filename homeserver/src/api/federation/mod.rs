@@ -13,13 +13,18 @@ use axum::Router;
 
 use crate::state::AppState;
 
+/// The largest federation request body: a transaction of 50 PDUs of at most 64 KiB each plus
+/// 100 EDUs fits well inside it.
+const MAX_FEDERATION_BODY: usize = 8 * 1024 * 1024;
+
 /// `/_matrix/federation/*` (the `federation` resource).
 pub fn routes() -> Router<AppState> {
-    server_keys::federation_routes()
+    let routes = server_keys::federation_routes()
         .merge(queries::routes())
         .merge(rooms::routes())
         .merge(media::routes())
-        .merge(room_reads::routes())
+        .merge(room_reads::routes());
+    routes.layer(axum::extract::DefaultBodyLimit::max(MAX_FEDERATION_BODY))
 }
 
 /// `/_matrix/key/*` (the `keys` resource).

@@ -36,9 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/_matrix/federation/v1/get_missing_events/{room_id}", post(get_missing_events))
 }
 
-/// The asking server has a joined member in the room.
+/// The asking server has a joined member in the room and the room's ACL lets it in.
 async fn origin_in_room(state: &AppState, room_id: &str, origin: &str) -> ApiResult<()> {
     state.rooms.rules(room_id).await?;
+    state.rooms.check_server_acl(room_id, origin).await?;
     let joined = state.db.room_members(room_id, "join").await?;
     if joined.iter().any(|user| server_of(user) == origin) {
         Ok(())

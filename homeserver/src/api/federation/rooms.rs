@@ -51,6 +51,7 @@ async fn make_join(
     if crate::services::usernames::server_of(&user_id) != signed.origin.as_str() {
         return Err(ApiError::forbidden("You may only ask to join your own users"));
     }
+    state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
     let (version, event) = state.rooms.make_join(&room_id, &user_id, &versions(&uri)).await?;
     Ok(Json(json!({"room_version": version, "event": event})))
 }
@@ -61,6 +62,7 @@ async fn send_join(
     MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
     signed: Signed<Value>,
 ) -> ApiResult<Json<Value>> {
+    state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
     let answer = state.rooms.receive_join(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
     Ok(Json(answer))
 }
@@ -91,12 +93,13 @@ async fn send_transaction(
     if pdus.len() > MAX_PDUS || edus > MAX_EDUS {
         return Err(ApiError::bad_json("A transaction carries at most 50 PDUs and 100 EDUs"));
     }
+    let _in_order = state.inbound_transactions.lock(signed.origin.as_str()).await;
     let mut results = Map::new();
     for edu in body["edus"].as_array().into_iter().flatten() {
         take_in_edu(&state, signed.origin.as_str(), edu).await;
     }
     for pdu in pdus {
-        let (event_id, outcome) = take_in(&state, pdu).await;
+        let (event_id, outcome) = take_in(&state, signed.origin.as_str(), pdu).await;
         if let Some(event_id) = event_id {
             let result = match outcome {
                 Ok(()) => json!({}),
@@ -112,6 +115,7 @@ async fn send_transaction(
 /// sending server's own users, in rooms they are in).
 async fn speaks_for(state: &AppState, origin: &str, room_id: &str, user_id: &str) -> bool {
     crate::services::usernames::server_of(user_id) == origin
+        && state.rooms.check_server_acl(room_id, origin).await.is_ok()
         && state.db.membership(room_id, user_id).await.ok().flatten().is_some_and(|m| m.membership == "join")
 }
 
@@ -163,7 +167,7 @@ async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
 }
 
 /// One PDU of a transaction: its event id (when it can be computed) and the outcome.
-async fn take_in(state: &AppState, pdu: Value) -> (Option<String>, Result<(), String>) {
+async fn take_in(state: &AppState, origin: &str, pdu: Value) -> (Option<String>, Result<(), String>) {
     let Some(room_id) = pdu["room_id"].as_str().map(str::to_owned) else {
         return (None, Err("the event has no room_id".into()));
     };
@@ -171,6 +175,9 @@ async fn take_in(state: &AppState, pdu: Value) -> (Option<String>, Result<(), St
         Ok(rules) => rules,
         Err(_) => return (None, Err("this server is not in that room".into())),
     };
+    if let Err(error) = state.rooms.check_server_acl(&room_id, origin).await {
+        return (None, Err(error.message));
+    }
     let checked = match incoming::check_pdu(&state.remote_keys, pdu, &rules).await {
         Ok(checked) => checked,
         Err(error) => return (None, Err(error)),

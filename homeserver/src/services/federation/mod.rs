@@ -17,3 +17,24 @@ pub use sender::{Backoff, FederationSender};
 pub fn query_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// One inbound transaction per origin at a time (as Synapse does): a server's events are taken
+/// in the order it sent them, and one busy peer cannot occupy every worker.
+#[derive(Default)]
+pub struct OriginLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl OriginLocks {
+    pub async fn lock(&self, origin: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().expect("origin locks");
+            if locks.len() > 10_000 {
+                // Only idle locks are dropped (a held one has another reference).
+                locks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+            }
+            locks.entry(origin.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}

@@ -18,6 +18,7 @@ mod recent;
 mod redact;
 pub mod relations;
 pub mod search;
+pub mod server_acl;
 pub mod unread;
 mod writer;
 
