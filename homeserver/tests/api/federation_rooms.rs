@@ -15,6 +15,7 @@ both_backends!(
     invites_cross_servers_both_ways,
     typing_and_read_receipts_cross_servers,
     a_server_acl_shuts_a_server_out,
+    a_join_through_one_server_reaches_the_others,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -261,4 +262,35 @@ async fn a_server_acl_shuts_a_server_out(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, members) = b.get(&b.room_path(&room_id, "joined_members"), Some(&bob.token)).await;
     assert!(!members["joined"].as_object().unwrap().contains_key(&carol.user_id), "{members}");
+}
+
+async fn a_join_through_one_server_reaches_the_others(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let Some(c) = spawn_federating(backend, |config| {
+        config.federation.retry_min_ms = 100;
+        config.federation.retry_max_ms = 1_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let carol = c.register("carol").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let via_b = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&via_b, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    // Carol joins through B only; A hears of her join from B, so Alice's messages reach C.
+    assert_eq!(c.post(&via_b, Some(&carol.token), json!({})).await.0, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, members) = a.get(&a.room_path(&room_id, "joined_members"), Some(&alice.token)).await;
+        if members["joined"].as_object().is_some_and(|joined| joined.contains_key(&carol.user_id)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never heard of Carol's join: {members}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.send_text(&alice.token, &room_id, "hello Carol, from A").await;
+    sync_until(&c, &carol, &room_id, None, |seen| seen.contains(&"hello Carol, from A".into())).await;
 }

@@ -202,14 +202,17 @@ async fn downloads_need_a_token_and_a_real_media_id(backend: Backend, storage: S
     // The unauthenticated endpoints are frozen by default.
     let legacy = download(&app, None, &format!("/_matrix/media/v3/download/{id}"), None).await;
     assert_eq!(legacy.status(), StatusCode::NOT_FOUND);
-    for missing in
-        ["localhost/doesnotexist", "localhost/..%2F..%2Fsigning.key", "not%20a%20server/abc", "elsewhere.org/abcdef"]
-    {
+    for missing in ["localhost/doesnotexist", "localhost/..%2F..%2Fsigning.key", "not%20a%20server/abc"] {
         let response =
             download(&app, Some(&alice.token), &format!("/_matrix/client/v1/media/download/{missing}"), None).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{missing}");
         assert_eq!(response.json::<Value>().await.unwrap()["errcode"], "M_NOT_FOUND");
     }
+    // Another server's media is fetched from it; one that cannot be reached is a 502.
+    let path = "/_matrix/client/v1/media/download/elsewhere.invalid/abcdef";
+    let response = download(&app, Some(&alice.token), path, None).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(response.json::<Value>().await.unwrap()["errcode"], "M_UNKNOWN");
     let unauthenticated_upload =
         app.client.post(format!("{}/_matrix/media/v3/upload", app.base)).body("x").send().await.unwrap();
     assert_eq!(unauthenticated_upload.status(), StatusCode::UNAUTHORIZED);

@@ -30,6 +30,17 @@ use crate::{
 
 type StateKey = (String, String);
 
+/// Which other servers a committed event from elsewhere is passed on to.
+#[derive(Clone, Copy)]
+enum Relay<'a> {
+    /// None: the origin sends its events to every server itself.
+    No,
+    /// Every server in the room (an event built here).
+    ToAll,
+    /// Every server but its origin (a join that reached the room only through this server).
+    AllBut(&'a str),
+}
+
 fn create_key() -> StateKey {
     ("m.room.create".to_owned(), String::new())
 }
@@ -73,12 +84,12 @@ impl Rooms {
     /// against its auth events and against the current state, then committed like a local
     /// event. An event already held is accepted again without change.
     pub async fn append_remote(&self, pdu: &Pdu) -> ApiResult<()> {
-        self.append_checked(pdu, false).await
+        self.append_checked(pdu, Relay::No).await
     }
 
-    /// Commits an event, signed elsewhere or (`local`) built here and countersigned by another
-    /// server (an invite): local ones also go to the room's other servers.
-    async fn append_checked(&self, pdu: &Pdu, local: bool) -> ApiResult<()> {
+    /// Commits an event signed elsewhere, or built here and countersigned by another server (an
+    /// invite); `relay` says which of the room's other servers it goes to.
+    async fn append_checked(&self, pdu: &Pdu, relay: Relay<'_>) -> ApiResult<()> {
         let room_id = pdu.room_id_or_derived().ok_or_else(|| ApiError::bad_json("The event has no room"))?.to_string();
         let slot = self.streams.begin().await;
         if self.db.event(pdu.event_id().as_str()).await?.is_some() {
@@ -125,7 +136,13 @@ impl Rooms {
             .map_err(|reason| ApiError::forbidden(format!("Not allowed by the current state: {reason}")))?;
 
         let push = self.push_actions(&room_id, pdu, &current, &rules).await?;
-        let destinations = if local { self.destinations(&room_id, pdu).await? } else { Vec::new() };
+        let destinations = match relay {
+            Relay::No => Vec::new(),
+            Relay::ToAll => self.destinations(&room_id, pdu).await?,
+            Relay::AllBut(origin) => {
+                self.destinations(&room_id, pdu).await?.into_iter().filter(|server| server != origin).collect()
+            }
+        };
         let prev_events: Vec<String> = ruma::state_res::Event::prev_events(pdu).map(|id| id.to_string()).collect();
         let stream = slot.position();
         let commit = Commit { push: Some(&push), remote: true, destinations: &destinations, ..Commit::default() };
@@ -210,7 +227,9 @@ impl Rooms {
         if pdu.sender().server_name().as_str() != origin {
             return Err(ApiError::forbidden("The join is not for a user of the sending server"));
         }
-        self.append_remote(&pdu).await?;
+        // The joining server knows only this server: the room's other servers hear of the join
+        // from here.
+        self.append_checked(&pdu, Relay::AllBut(origin)).await?;
         let joined_at = self.db.event(event_id).await?.ok_or_else(|| ApiError::internal("join not stored"))?;
         let state_ids: Vec<String> =
             self.db.state_at(room_id, joined_at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
@@ -570,7 +589,7 @@ impl Rooms {
         if signed.event_id() != built.pdu.event_id() {
             return Err(bad_gateway("The invitee's server changed the invite"));
         }
-        self.append_checked(&signed, true).await
+        self.append_checked(&signed, Relay::ToAll).await
     }
 
     /// The server that invited `user_id` into a room this server is not in, if any.
