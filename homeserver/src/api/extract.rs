@@ -195,6 +195,18 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// Every value of `key` in a query string, decoded (`?via=a&via=b`): repeated keys, which
+/// serde_urlencoded cannot collect into a list.
+pub fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
+    let prefix = format!("{key}=");
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix(prefix.as_str()))
+        .map(|value| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,9 +16,12 @@ use serde_json::{Value, json};
 
 use super::auth::Signed;
 use crate::{
-    api::extract::{MatrixPath, MatrixQuery},
+    api::extract::{MatrixPath, MatrixQuery, query_values},
     error::{ApiError, ApiResult},
-    services::usernames::server_of,
+    services::{
+        rooms::federated::{cited, raw_json},
+        usernames::server_of,
+    },
     state::AppState,
     storage::{now_ms, rooms::StoredEvent},
 };
@@ -48,32 +51,6 @@ async fn origin_in_room(state: &AppState, room_id: &str, origin: &str) -> ApiRes
     }
 }
 
-fn raw(event: &StoredEvent) -> Value {
-    serde_json::from_str(&event.json).unwrap_or(Value::Null)
-}
-
-fn cited(event: &StoredEvent, field: &str) -> Vec<String> {
-    let value: Value = serde_json::from_str(&event.json).unwrap_or_default();
-    value[field].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
-}
-
-/// Every event in the auth chains of `events`.
-async fn auth_chain(state: &AppState, events: &[StoredEvent]) -> ApiResult<Vec<StoredEvent>> {
-    let mut seen = HashSet::new();
-    let mut chain = Vec::new();
-    let mut frontier: Vec<String> = events.iter().flat_map(|e| cited(e, "auth_events")).collect();
-    while !frontier.is_empty() {
-        frontier.retain(|id| seen.insert(id.clone()));
-        if frontier.is_empty() {
-            break;
-        }
-        let found = state.db.events(&frontier).await?;
-        frontier = found.iter().flat_map(|e| cited(e, "auth_events")).collect();
-        chain.extend(found);
-    }
-    Ok(chain)
-}
-
 /// A room event by id, or 404.
 async fn room_event(state: &AppState, room_id: &str, event_id: &str) -> ApiResult<StoredEvent> {
     state
@@ -92,7 +69,7 @@ async fn event(
 ) -> ApiResult<Json<Value>> {
     let event = state.db.event(&event_id).await?.ok_or_else(|| ApiError::not_found("Unknown event"))?;
     origin_in_room(&state, &event.room_id, signed.origin.as_str()).await?;
-    Ok(Json(json!({"origin": state.config.server_name, "origin_server_ts": now_ms(), "pdus": [raw(&event)]})))
+    Ok(Json(json!({"origin": state.config.server_name, "origin_server_ts": now_ms(), "pdus": [raw_json(&event)]})))
 }
 
 #[derive(Deserialize)]
@@ -110,7 +87,7 @@ async fn state_before(
     let ids: Vec<String> =
         state.db.state_at(room_id, at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
     let events = state.db.events(&ids).await?;
-    let chain = auth_chain(state, &events).await?;
+    let chain = state.rooms.auth_chain(&events).await?;
     Ok((events, chain))
 }
 
@@ -124,8 +101,8 @@ async fn state_at(
     origin_in_room(&state, &room_id, signed.origin.as_str()).await?;
     let (events, chain) = state_before(&state, &room_id, &query.event_id).await?;
     Ok(Json(json!({
-        "pdus": events.iter().map(raw).collect::<Vec<_>>(),
-        "auth_chain": chain.iter().map(raw).collect::<Vec<_>>(),
+        "pdus": events.iter().map(raw_json).collect::<Vec<_>>(),
+        "auth_chain": chain.iter().map(raw_json).collect::<Vec<_>>(),
     })))
 }
 
@@ -152,23 +129,14 @@ async fn event_auth(
 ) -> ApiResult<Json<Value>> {
     origin_in_room(&state, &room_id, signed.origin.as_str()).await?;
     let event = room_event(&state, &room_id, &event_id).await?;
-    let chain = auth_chain(&state, std::slice::from_ref(&event)).await?;
-    Ok(Json(json!({"auth_chain": chain.iter().map(raw).collect::<Vec<_>>()})))
+    let chain = state.rooms.auth_chain([&event]).await?;
+    Ok(Json(json!({"auth_chain": chain.iter().map(raw_json).collect::<Vec<_>>()})))
 }
 
-/// Every `v` of the query string (repeated keys) and the limit.
+/// Every `v` of the query string and the limit.
 fn backfill_query(uri: &Uri) -> (Vec<String>, usize) {
-    let mut from = Vec::new();
-    let mut limit = 10;
-    for pair in uri.query().unwrap_or("").split('&') {
-        let decode = |value: &str| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
-        if let Some(value) = pair.strip_prefix("v=") {
-            from.push(decode(value));
-        } else if let Some(value) = pair.strip_prefix("limit=") {
-            limit = decode(value).parse().unwrap_or(10);
-        }
-    }
-    (from, limit.clamp(1, MAX_EVENTS))
+    let limit = query_values(uri, "limit").first().and_then(|l| l.parse().ok()).unwrap_or(10);
+    (query_values(uri, "v"), limit.clamp(1, MAX_EVENTS))
 }
 
 /// GET /_matrix/federation/v1/backfill/{roomId}?v=…&limit=…: the given events and those before
@@ -194,7 +162,7 @@ async fn backfill(
     Ok(Json(json!({
         "origin": state.config.server_name,
         "origin_server_ts": now_ms(),
-        "pdus": events.iter().map(raw).collect::<Vec<_>>(),
+        "pdus": events.iter().map(raw_json).collect::<Vec<_>>(),
     })))
 }
 
@@ -237,5 +205,5 @@ async fn get_missing_events(
         found.push(event);
     }
     found.sort_by_key(|event| event.stream);
-    Ok(Json(json!({"events": found.iter().map(raw).collect::<Vec<_>>()})))
+    Ok(Json(json!({"events": found.iter().map(raw_json).collect::<Vec<_>>()})))
 }

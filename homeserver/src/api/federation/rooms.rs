@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::Signed;
 use crate::{
-    api::extract::MatrixPath,
+    api::extract::{MatrixPath, query_values},
     error::{ApiError, ApiResult},
     services::federation::incoming,
     state::AppState,
@@ -31,16 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/_matrix/federation/v2/invite/{room_id}/{event_id}", put(invite))
 }
 
-/// Every `ver` of the query string (repeated keys, which serde_urlencoded cannot collect).
-fn versions(uri: &Uri) -> Vec<String> {
-    uri.query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("ver="))
-        .map(|value| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
-        .collect()
-}
-
 /// GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…
 async fn make_join(
     State(state): State<AppState>,
@@ -52,7 +42,7 @@ async fn make_join(
         return Err(ApiError::forbidden("You may only ask to join your own users"));
     }
     state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
-    let (version, event) = state.rooms.make_join(&room_id, &user_id, &versions(&uri)).await?;
+    let (version, event) = state.rooms.make_join(&room_id, &user_id, &query_values(&uri, "ver")).await?;
     Ok(Json(json!({"room_version": version, "event": event})))
 }
 

@@ -173,33 +173,14 @@ impl FederationClient {
     ) -> Result<Value, FederationError> {
         let server = destination.to_string();
         let unreachable = |reason: String| FederationError::Unreachable { server: server.clone(), reason };
-        if destination == self.server_name {
-            return Err(unreachable("it is this server".into()));
-        }
-        let target = self.destinations.resolve(destination, self).await;
-        let url = Url::parse(&format!("https://{}:{}{path_and_query}", target.url_host, target.port))
-            .map_err(|error| unreachable(format!("bad URL: {error}")))?;
-        self.resolver.policy.check_url(&url).map_err(|blocked| unreachable(blocked.to_string()))?;
-        self.pin(&target);
         let bytes = match body {
             Some(body) => serde_json::to_vec(body).map_err(|error| unreachable(error.to_string()))?,
             None => Vec::new(),
         };
         let mut request = self
-            .http
-            .request(method.clone(), url)
-            .header(header::HOST, &target.host_header)
+            .prepare(destination, method, path_and_query, &bytes, signed)
+            .await?
             .header(header::ACCEPT, "application/json");
-        if signed {
-            let to_sign = axum::http::Request::builder()
-                .method(method)
-                .uri(path_and_query)
-                .body(bytes.clone())
-                .map_err(|error| unreachable(error.to_string()))?;
-            let authorization = request_auth::sign_request(&self.key, &self.server_name, destination, &to_sign)
-                .map_err(|error| unreachable(error.to_string()))?;
-            request = request.header(header::AUTHORIZATION, authorization);
-        }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json").body(bytes);
         }
@@ -236,29 +217,8 @@ impl FederationClient {
     ) -> Result<(String, Vec<u8>), FederationError> {
         let server = destination.to_string();
         let unreachable = |reason: String| FederationError::Unreachable { server: server.clone(), reason };
-        if destination == self.server_name {
-            return Err(unreachable("it is this server".into()));
-        }
-        let target = self.destinations.resolve(destination, self).await;
-        let url = Url::parse(&format!("https://{}:{}{path_and_query}", target.url_host, target.port))
-            .map_err(|error| unreachable(format!("bad URL: {error}")))?;
-        self.resolver.policy.check_url(&url).map_err(|blocked| unreachable(blocked.to_string()))?;
-        self.pin(&target);
-        let to_sign = axum::http::Request::builder()
-            .method(Method::GET)
-            .uri(path_and_query)
-            .body(Vec::new())
-            .map_err(|error| unreachable(error.to_string()))?;
-        let authorization = request_auth::sign_request(&self.key, &self.server_name, destination, &to_sign)
-            .map_err(|error| unreachable(error.to_string()))?;
-        let mut response = self
-            .http
-            .get(url)
-            .header(header::HOST, &target.host_header)
-            .header(header::AUTHORIZATION, authorization)
-            .send()
-            .await
-            .map_err(|error| unreachable(describe(&error)))?;
+        let request = self.prepare(destination, Method::GET, path_and_query, &[], true).await?;
+        let mut response = request.send().await.map_err(|error| unreachable(describe(&error)))?;
         if response.status().is_redirection()
             && let Some(location) = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
         {
@@ -282,6 +242,40 @@ impl FederationClient {
             });
         }
         Ok((content_type, body))
+    }
+
+    /// A request to `destination`: where the server is found, refused if that is an internal
+    /// address, with the spec's Host header and (when `signed`) the X-Matrix signature over
+    /// `body` (the bytes the caller sends, if any).
+    async fn prepare(
+        &self,
+        destination: &ServerName,
+        method: Method,
+        path_and_query: &str,
+        body: &[u8],
+        signed: bool,
+    ) -> Result<reqwest::RequestBuilder, FederationError> {
+        let unreachable = |reason: String| FederationError::Unreachable { server: destination.to_string(), reason };
+        if destination == self.server_name {
+            return Err(unreachable("it is this server".into()));
+        }
+        let target = self.destinations.resolve(destination, self).await;
+        let url = Url::parse(&format!("https://{}:{}{path_and_query}", target.url_host, target.port))
+            .map_err(|error| unreachable(format!("bad URL: {error}")))?;
+        self.resolver.policy.check_url(&url).map_err(|blocked| unreachable(blocked.to_string()))?;
+        self.pin(&target);
+        let mut request = self.http.request(method.clone(), url).header(header::HOST, &target.host_header);
+        if signed {
+            let to_sign = axum::http::Request::builder()
+                .method(method)
+                .uri(path_and_query)
+                .body(body.to_vec())
+                .map_err(|error| unreachable(error.to_string()))?;
+            let authorization = request_auth::sign_request(&self.key, &self.server_name, destination, &to_sign)
+                .map_err(|error| unreachable(error.to_string()))?;
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        Ok(request)
     }
 
     fn pin(&self, target: &Destination) {

@@ -234,9 +234,7 @@ impl Rooms {
         let state_ids: Vec<String> =
             self.db.state_at(room_id, joined_at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
         let state = self.db.events(&state_ids).await?;
-        let mut chain_from: Vec<&StoredEvent> = state.iter().collect();
-        chain_from.push(&joined_at);
-        let auth_chain = self.auth_chain(&chain_from).await?;
+        let auth_chain = self.auth_chain(state.iter().chain(std::iter::once(&joined_at))).await?;
         let servers: BTreeSet<String> =
             self.db.room_members(room_id, "join").await?.iter().map(|user| server_of(user).to_owned()).collect();
         Ok(json!({
@@ -250,17 +248,20 @@ impl Rooms {
     }
 
     /// Every event in the auth chains of `events` (not the events themselves).
-    async fn auth_chain(&self, events: &[&StoredEvent]) -> ApiResult<Vec<StoredEvent>> {
+    pub async fn auth_chain<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a StoredEvent>,
+    ) -> ApiResult<Vec<StoredEvent>> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut chain = Vec::new();
-        let mut frontier: Vec<String> = events.iter().flat_map(|event| cited_auth_events(event)).collect();
+        let mut frontier: Vec<String> = events.into_iter().flat_map(|event| cited(event, "auth_events")).collect();
         while !frontier.is_empty() {
             frontier.retain(|id| seen.insert(id.clone()));
             if frontier.is_empty() {
                 break;
             }
             let found = self.db.events(&frontier).await?;
-            frontier = found.iter().flat_map(cited_auth_events).collect();
+            frontier = found.iter().flat_map(|event| cited(event, "auth_events")).collect();
             chain.extend(found);
         }
         Ok(chain)
@@ -657,12 +658,12 @@ impl Prepared {
 }
 
 /// An event's JSON as stored (what federation sends).
-fn raw_json(event: &StoredEvent) -> Value {
+pub fn raw_json(event: &StoredEvent) -> Value {
     serde_json::from_str(&event.json).unwrap_or(Value::Null)
 }
 
-/// The auth event ids an event cites.
-fn cited_auth_events(event: &StoredEvent) -> Vec<String> {
+/// The event ids an event cites in `field` (`auth_events` or `prev_events`).
+pub fn cited(event: &StoredEvent, field: &str) -> Vec<String> {
     let value: Value = serde_json::from_str(&event.json).unwrap_or_default();
-    value["auth_events"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    value[field].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }

@@ -43,13 +43,10 @@ struct TargetBody {
 
 /// The servers to join through: every `via` and (deprecated) `server_name` of the query string.
 fn via_servers(uri: &axum::http::Uri) -> Vec<String> {
-    uri.query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("via=").or_else(|| pair.strip_prefix("server_name=")))
-        .map(|value| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
-        .filter(|server| ruma::ServerName::parse(server.as_str()).is_ok())
-        .collect()
+    let mut servers = crate::api::extract::query_values(uri, "via");
+    servers.extend(crate::api::extract::query_values(uri, "server_name"));
+    servers.retain(|server| ruma::ServerName::parse(server.as_str()).is_ok());
+    servers
 }
 
 /// POST /join/{roomIdOrAlias}?via=…
