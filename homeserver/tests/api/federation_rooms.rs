@@ -16,6 +16,8 @@ both_backends!(
     typing_and_read_receipts_cross_servers,
     a_server_acl_shuts_a_server_out,
     a_join_through_one_server_reaches_the_others,
+    invites_are_rejected_across_servers,
+    knocks_cross_servers,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -293,4 +295,141 @@ async fn a_join_through_one_server_reaches_the_others(backend: Backend) {
     }
     a.send_text(&alice.token, &room_id, "hello Carol, from A").await;
     sync_until(&c, &carol, &room_id, None, |seen| seen.contains(&"hello Carol, from A".into())).await;
+}
+
+/// Syncs until `room_id` shows in the user's sync under `section` (`invite`, `knock`, `leave`);
+/// returns that entry. Starts from `since` when given.
+async fn in_section(app: &TestApp, user: &Session, section: &str, room_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut since: Option<String> = None;
+    loop {
+        let sync = app.sync(&user.token, since.as_deref(), 2_000).await;
+        if let Some(entry) = sync["rooms"][section].get(room_id) {
+            return entry.clone();
+        }
+        since = sync["next_batch"].as_str().map(str::to_owned);
+        assert!(Instant::now() < deadline, "{room_id} never showed under rooms.{section}");
+    }
+}
+
+/// Waits until `app` holds `membership` for `user_id` in `room_id` (read by `viewer`).
+async fn membership_becomes(app: &TestApp, viewer: &Session, room_id: &str, user_id: &str, membership: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let path = app.room_path(room_id, &format!("state/m.room.member/{}", encode(user_id)));
+    loop {
+        let (_, content) = app.get(&path, Some(&viewer.token)).await;
+        if content["membership"] == membership {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{user_id} never became {membership}: {content}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn invites_are_rejected_across_servers(backend: Backend) {
+    let Some((a, mut b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+
+    // Bob invites Alice; she rejects through B (make_leave/send_leave): B sees her leave, her
+    // sync moves the room to `leave` with the rejection in its timeline.
+    let room = b.create_room(&bob.token, json!({"preset": "private_chat", "name": "Declined"})).await;
+    let invite = b.room_path(&room, "invite");
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    invited(&a, &alice, &room).await;
+    let first = a.sync(&alice.token, None, 0).await;
+    let (status, body) = a.post(&a.room_path(&room, "leave"), Some(&alice.token), json!({"reason": "no thanks"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    membership_becomes(&b, &bob, &room, &alice.user_id, "leave").await;
+    let sync = a.sync(&alice.token, first["next_batch"].as_str(), 5_000).await;
+    let left = &sync["rooms"]["leave"][&room]["timeline"]["events"];
+    assert!(
+        left.as_array().is_some_and(|events| events.iter().any(|e| e["content"]["membership"] == "leave"
+            && e["content"]["reason"] == "no thanks"
+            && e["state_key"] == alice.user_id.as_str())),
+        "{sync}"
+    );
+    assert!(sync["rooms"]["invite"].get(&room).is_none(), "{sync}");
+
+    // Invited again, she can still accept.
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    invited(&a, &alice, &room).await;
+    assert_eq!(a.join(&alice.token, &room).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room, &alice.user_id, "join").await;
+
+    // Bob withdraws an invite (kicks the invitee): Alice's invite is gone on A too.
+    let withdrawn = b.create_room(&bob.token, json!({"preset": "private_chat"})).await;
+    let invite = b.room_path(&withdrawn, "invite");
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    invited(&a, &alice, &withdrawn).await;
+    let kick = b.room_path(&withdrawn, "kick");
+    assert_eq!(b.post(&kick, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    in_section(&a, &alice, "leave", &withdrawn).await;
+
+    // With B down, rejecting still rids Alice of the invite (a leave signed on A alone).
+    let stranded = b.create_room(&bob.token, json!({"preset": "private_chat"})).await;
+    let invite = b.room_path(&stranded, "invite");
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    invited(&a, &alice, &stranded).await;
+    b.shutdown.trigger();
+    b.server.take().unwrap().await.unwrap().unwrap();
+    let (status, body) = a.post(&a.room_path(&stranded, "leave"), Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, joined) = a.get("/_matrix/client/v3/joined_rooms", Some(&alice.token)).await;
+    assert!(!joined["joined_rooms"].as_array().unwrap().iter().any(|id| id == stranded.as_str()), "{joined}");
+    // Leaving a room she was never invited to stays an error.
+    let (status, body) = a.post(&a.room_path("!nowhere:example.org", "leave"), Some(&alice.token), json!({})).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")), "{body}");
+}
+
+async fn knocks_cross_servers(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room = b
+        .create_room(
+            &bob.token,
+            json!({"preset": "private_chat", "name": "Knock first",
+                   "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
+        )
+        .await;
+    let knock = format!("/_matrix/client/v3/knock/{}?via={}", encode(&room), encode(b.server_name()));
+
+    // Alice knocks through B: she sees the room's name under `knock`; Bob sees her knock.
+    let (status, body) = a.post(&knock, Some(&alice.token), json!({"reason": "let me in"})).await;
+    assert_eq!((status, body["room_id"].as_str()), (StatusCode::OK, Some(room.as_str())), "{body}");
+    let entry = in_section(&a, &alice, "knock", &room).await;
+    let state = entry["knock_state"]["events"].as_array().unwrap();
+    assert!(state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock first"), "{entry}");
+    membership_becomes(&b, &bob, &room, &alice.user_id, "knock").await;
+
+    // Carol knocks and is refused (Bob kicks the knock): her sync shows the room as left.
+    let carol = a.register("carol").await;
+    let (status, body) = a.post(&knock, Some(&carol.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    membership_becomes(&b, &bob, &room, &carol.user_id, "knock").await;
+    let kick = b.room_path(&room, "kick");
+    assert_eq!(b.post(&kick, Some(&bob.token), json!({"user_id": carol.user_id})).await.0, StatusCode::OK);
+    in_section(&a, &carol, "leave", &room).await;
+
+    // Dave knocks and thinks better of it: his leave reaches B.
+    let dave = a.register("dave").await;
+    assert_eq!(a.post(&knock, Some(&dave.token), json!({})).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room, &dave.user_id, "knock").await;
+    let (status, body) = a.post(&a.room_path(&room, "leave"), Some(&dave.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    membership_becomes(&b, &bob, &room, &dave.user_id, "leave").await;
+
+    // Bob lets Alice in with an invite; she joins.
+    let invite = b.room_path(&room, "invite");
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    invited(&a, &alice, &room).await;
+    assert_eq!(a.join(&alice.token, &room).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room, &alice.user_id, "join").await;
+
+    // Knocking on a room that does not allow it is refused by its server.
+    let closed = b.create_room(&bob.token, json!({"preset": "private_chat"})).await;
+    let knock = format!("/_matrix/client/v3/knock/{}?via={}", encode(&closed), encode(b.server_name()));
+    let (status, body) = a.post(&knock, Some(&carol.token), json!({})).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")), "{body}");
 }

@@ -5,6 +5,7 @@ each side, and messages sent while Synapse is stopped all arrive once it is back
 Synapse runs from the venv scripts/test makes (HEARTH_TEST_SYNAPSE_PYTHON); without it these tests
 skip with the reason printed (or fail when HEARTH_TEST_REQUIRE_SYNAPSE=1, as in CI)."""
 
+import asyncio
 import json
 import os
 import socket
@@ -426,6 +427,105 @@ async def test_a_late_joiner_on_synapse_reads_history_from_hearth(hearth, synaps
                 break
             token = page.end
         assert set(early) <= set(seen), seen
+    finally:
+        await alice.close()
+        await sam.close()
+
+
+def post_json(client, path, body):
+    """POST a client-server request nio has no method for; returns (status, JSON body)."""
+    request = urllib.request.Request(
+        client.homeserver + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def knock_via(client, room_id, via, reason):
+    path = f"/_matrix/client/v3/knock/{urllib.parse.quote(room_id, safe='')}?via={urllib.parse.quote(via)}"
+    status, body = post_json(client, path, {"reason": reason})
+    assert (status, body.get("room_id")) == (200, room_id), body
+    return body
+
+
+async def membership_becomes(client, room_id, user_id, membership, seconds=60):
+    """Polls the room's member event for `user_id` (read by `client`) until it is `membership`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = await client.room_get_state_event(room_id, "m.room.member", user_id)
+        if getattr(response, "content", {}).get("membership") == membership:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{user_id} never became {membership} in {room_id}")
+
+
+async def test_invites_are_rejected_and_knocks_answered_across_servers(hearth, synapse):
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    knock_rules = [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]
+    try:
+        await alice.sync(timeout=0)
+        await sam.sync(timeout=0)
+
+        # Sam (Synapse) invites Alice; she declines through Synapse (make_leave/send_leave).
+        created = await sam.room_create(name="Declined on Synapse", invite=[alice.user_id])
+        declined = created.room_id
+        await sync_until(alice, lambda r: declined in r.rooms.invite)
+        left = await alice.room_leave(declined)
+        assert not hasattr(left, "status_code"), left
+        await membership_becomes(sam, declined, alice.user_id, "leave")
+        await sync_until(alice, lambda r: declined in r.rooms.leave and declined not in r.rooms.invite)
+
+        # Alice (Hearth) invites Sam; he declines, and Synapse tells Hearth the same way.
+        created = await alice.room_create(name="Declined on Hearth", invite=[sam.user_id])
+        refused = created.room_id
+        await sync_until(sam, lambda r: refused in r.rooms.invite)
+        left = await sam.room_leave(refused)
+        assert not hasattr(left, "status_code"), left
+        await membership_becomes(alice, refused, sam.user_id, "leave")
+
+        # Sam knocks on a Hearth room; Alice sees the knock, lets him in, and he joins.
+        created = await alice.room_create(name="Knock on Hearth", initial_state=knock_rules)
+        hearth_room = created.room_id
+        knock_via(sam, hearth_room, hearth.server_name, "may I?")
+        await membership_becomes(alice, hearth_room, sam.user_id, "knock")
+        invited = await alice.room_invite(hearth_room, sam.user_id)
+        assert not hasattr(invited, "status_code"), invited
+        await sync_until(sam, lambda r: hearth_room in r.rooms.invite)
+        joined = await sam.join(hearth_room)
+        assert getattr(joined, "room_id", None) == hearth_room, joined
+        await send(sam, hearth_room, "thanks for letting me in")
+        await messages_until(alice, hearth_room, ["thanks for letting me in"])
+
+        # Alice knocks on a Synapse room: she sees it under `knock` with its name; Sam lets her in.
+        created = await sam.room_create(name="Knock on Synapse", initial_state=knock_rules)
+        synapse_room = created.room_id
+        knock_via(alice, synapse_room, synapse.server_name, "hello?")
+        # (nio's sync response has no `knock` section: read the raw /sync.)
+        knocked = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and synapse_room not in knocked.get("rooms", {}).get("knock", {}):
+            request = urllib.request.Request(
+                alice.homeserver + "/_matrix/client/v3/sync?timeout=1000",
+                headers={"Authorization": f"Bearer {alice.access_token}"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                knocked = json.loads(response.read())
+        knock_state = knocked["rooms"]["knock"][synapse_room]["knock_state"]["events"]
+        assert any(e["type"] == "m.room.name" and e["content"]["name"] == "Knock on Synapse"
+                   for e in knock_state), knock_state
+        await membership_becomes(sam, synapse_room, alice.user_id, "knock")
+        invited = await sam.room_invite(synapse_room, alice.user_id)
+        assert not hasattr(invited, "status_code"), invited
+        await sync_until(alice, lambda r: synapse_room in r.rooms.invite)
+        joined = await alice.join(synapse_room)
+        assert getattr(joined, "room_id", None) == synapse_room, joined
+        await send(alice, synapse_room, "knock knock, I'm in")
+        await messages_until(sam, synapse_room, ["knock knock, I'm in"])
     finally:
         await alice.close()
         await sam.close()

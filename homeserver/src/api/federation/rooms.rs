@@ -1,5 +1,6 @@
-//! The room protocol's inbound routes (spec: Server-Server API § Joining rooms,
-//! § Transactions): make_join and send_join (v2) as the room's server, and /send transactions
+//! The room protocol's inbound routes (spec: Server-Server API § Joining rooms, § Leaving
+//! rooms, § Knocking upon a room, § Transactions): make_/send_ join, leave and knock as the
+//! room's server, invites for this server's users, and /send transactions
 //! carrying other servers' events, each answered with its own result, and their typing and read
 //! receipt EDUs.
 
@@ -27,8 +28,30 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_matrix/federation/v1/make_join/{room_id}/{user_id}", get(make_join))
         .route("/_matrix/federation/v2/send_join/{room_id}/{event_id}", put(send_join))
+        .route("/_matrix/federation/v1/make_leave/{room_id}/{user_id}", get(make_leave))
+        .route("/_matrix/federation/v2/send_leave/{room_id}/{event_id}", put(send_leave))
+        .route("/_matrix/federation/v1/make_knock/{room_id}/{user_id}", get(make_knock))
+        .route("/_matrix/federation/v1/send_knock/{room_id}/{event_id}", put(send_knock))
         .route("/_matrix/federation/v1/send/{txn_id}", put(send_transaction))
         .route("/_matrix/federation/v2/invite/{room_id}/{event_id}", put(invite))
+}
+
+/// The membership template of a make_join, make_leave or make_knock, for one of the asking
+/// server's own users.
+async fn make_membership(
+    state: &AppState,
+    origin: &str,
+    room_id: &str,
+    user_id: &str,
+    membership: &str,
+    versions: &[String],
+) -> ApiResult<Json<Value>> {
+    if crate::services::usernames::server_of(user_id) != origin {
+        return Err(ApiError::forbidden("You may only ask for your own users"));
+    }
+    state.rooms.check_server_acl(room_id, origin).await?;
+    let (version, event) = state.rooms.make_membership(room_id, user_id, membership, versions).await?;
+    Ok(Json(json!({"room_version": version, "event": event})))
 }
 
 /// GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…
@@ -38,12 +61,33 @@ async fn make_join(
     uri: Uri,
     signed: Signed<Value>,
 ) -> ApiResult<Json<Value>> {
-    if crate::services::usernames::server_of(&user_id) != signed.origin.as_str() {
-        return Err(ApiError::forbidden("You may only ask to join your own users"));
-    }
-    state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
-    let (version, event) = state.rooms.make_join(&room_id, &user_id, &query_values(&uri, "ver")).await?;
-    Ok(Json(json!({"room_version": version, "event": event})))
+    make_membership(&state, signed.origin.as_str(), &room_id, &user_id, "join", &versions(&uri)).await
+}
+
+/// GET /_matrix/federation/v1/make_leave/{roomId}/{userId}
+async fn make_leave(
+    State(state): State<AppState>,
+    MatrixPath((room_id, user_id)): MatrixPath<(String, String)>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    make_membership(&state, signed.origin.as_str(), &room_id, &user_id, "leave", &[]).await
+}
+
+/// GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=…
+async fn make_knock(
+    State(state): State<AppState>,
+    MatrixPath((room_id, user_id)): MatrixPath<(String, String)>,
+    uri: Uri,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    make_membership(&state, signed.origin.as_str(), &room_id, &user_id, "knock", &versions(&uri)).await
+}
+
+/// The room versions a make_join or make_knock says the asking server supports (the spec's
+/// default when it names none: version 1).
+fn versions(uri: &Uri) -> Vec<String> {
+    let versions = query_values(uri, "ver");
+    if versions.is_empty() { vec!["1".to_owned()] } else { versions }
 }
 
 /// PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}
@@ -55,6 +99,27 @@ async fn send_join(
     state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
     let answer = state.rooms.receive_join(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
     Ok(Json(answer))
+}
+
+/// PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}
+async fn send_leave(
+    State(state): State<AppState>,
+    MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
+    state.rooms.receive_leave(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
+    Ok(Json(json!({})))
+}
+
+/// PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
+async fn send_knock(
+    State(state): State<AppState>,
+    MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
+    Ok(Json(state.rooms.receive_knock(signed.origin.as_str(), &room_id, &event_id, signed.body).await?))
 }
 
 /// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
@@ -163,7 +228,13 @@ async fn take_in(state: &AppState, origin: &str, pdu: Value) -> (Option<String>,
     };
     let rules = match state.rooms.rules(&room_id).await {
         Ok(rules) => rules,
-        Err(_) => return (None, Err("this server is not in that room".into())),
+        // A leave ending a local user's invite or knock is all that may come for such a room.
+        Err(_) => {
+            return match state.rooms.receive_out_of_band(origin, &room_id, pdu).await {
+                Ok(event_id) => (Some(event_id), Ok(())),
+                Err(error) => (None, Err(error)),
+            };
+        }
     };
     if let Err(error) = state.rooms.check_server_acl(&room_id, origin).await {
         return (None, Err(error.message));

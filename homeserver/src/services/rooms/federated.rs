@@ -9,12 +9,16 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use hearth_federation::{Pdu, event_auth, room_versions::rules_for};
+use hearth_federation::{Pdu, event_auth};
 use reqwest::Method;
 use ruma::{EventId, OwnedEventId, RoomId, ServerName, UserId};
 use serde_json::{Value, json};
 
-use super::{Rooms, writer::Commit};
+use super::{
+    Rooms,
+    out_of_band::{SignedMembership, make_path},
+    writer::Commit,
+};
 use crate::{
     error::{ApiError, ApiResult, ErrorKind},
     services::{
@@ -28,11 +32,11 @@ use crate::{
     },
 };
 
-type StateKey = (String, String);
+pub(super) type StateKey = (String, String);
 
 /// Which other servers a committed event from elsewhere is passed on to.
 #[derive(Clone, Copy)]
-enum Relay<'a> {
+pub(super) enum Relay<'a> {
     /// None: the origin sends its events to every server itself.
     No,
     /// Every server in the room (an event built here).
@@ -45,7 +49,7 @@ fn create_key() -> StateKey {
     ("m.room.create".to_owned(), String::new())
 }
 
-fn bad_gateway(message: impl Into<String>) -> ApiError {
+pub(super) fn bad_gateway(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::BadGateway, message)
 }
 
@@ -89,7 +93,7 @@ impl Rooms {
 
     /// Commits an event signed elsewhere, or built here and countersigned by another server (an
     /// invite); `relay` says which of the room's other servers it goes to.
-    async fn append_checked(&self, pdu: &Pdu, relay: Relay<'_>) -> ApiResult<()> {
+    pub(super) async fn append_checked(&self, pdu: &Pdu, relay: Relay<'_>) -> ApiResult<()> {
         let room_id = pdu.room_id_or_derived().ok_or_else(|| ApiError::bad_json("The event has no room"))?.to_string();
         let slot = self.streams.begin().await;
         if self.db.event(pdu.event_id().as_str()).await?.is_some() {
@@ -161,11 +165,18 @@ impl Rooms {
         Ok(())
     }
 
-    /// GET /make_join as the room's server: a join event for `user_id` to fill in and sign,
-    /// built on the current extremities; refused when the user may not join.
-    pub async fn make_join(&self, room_id: &str, user_id: &str, versions: &[String]) -> ApiResult<(String, Value)> {
+    /// GET /make_join, /make_leave or /make_knock as the room's server: a membership event for
+    /// `user_id` to fill in and sign, built on the current extremities; refused when the
+    /// authorization rules would refuse it.
+    pub async fn make_membership(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        membership: &str,
+        versions: &[String],
+    ) -> ApiResult<(String, Value)> {
         let version = self.db.room_version(room_id).await?.ok_or_else(|| ApiError::not_found("Unknown room"))?;
-        if !versions.is_empty() && !versions.contains(&version) {
+        if membership != "leave" && !versions.contains(&version) {
             return Err(ApiError::new(
                 ErrorKind::IncompatibleRoomVersion { room_version: version },
                 "Your server does not support this room's version",
@@ -173,7 +184,7 @@ impl Rooms {
         }
         let rules = self.rules(room_id).await?;
         let user = UserId::parse(user_id).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
-        let content = json!({"membership": "join"});
+        let content = json!({"membership": membership});
         let raw = serde_json::value::to_raw_value(&content).map_err(ApiError::internal)?;
         let _quiet = self.streams.hold().await;
         let auth_types =
@@ -196,7 +207,7 @@ impl Rooms {
             "depth": depth + 1,
             "origin_server_ts": now_ms(),
         });
-        // A dry run of the authorization rules, so a user who may not join hears so now.
+        // A dry run of the authorization rules, so a user who may not do this hears so now.
         let object = hearth_federation::to_canonical_object(template.clone()).map_err(ApiError::internal)?;
         let probe = Pdu::from_signed(EventId::parse("$probe").map_err(ApiError::internal)?, object, &rules)
             .map_err(ApiError::internal)?;
@@ -204,32 +215,57 @@ impl Rooms {
             current.values().map(|pdu| (pdu.event_id().to_owned(), Pdu::clone(pdu))).collect();
         let state: HashMap<StateKey, Pdu> = current.into_iter().map(|(k, v)| (k, Pdu::clone(&v))).collect();
         event_auth::check_event(&rules.authorization, &probe, &by_id, &state)
-            .map_err(|reason| ApiError::forbidden(format!("You may not join this room: {reason}")))?;
+            .map_err(|reason| ApiError::forbidden(format!("Not allowed by the room's rules: {reason}")))?;
         Ok((version, template))
     }
 
-    /// PUT /send_join as the room's server: takes in the signed join and answers the room's
-    /// state before it and the auth chain of that state.
-    pub async fn receive_join(&self, origin: &str, room_id: &str, event_id: &str, event: Value) -> ApiResult<Value> {
+    /// A signed membership event another server sends (send_join, send_leave, send_knock),
+    /// checked like any federated event and for being `membership` of its own sender, a user of
+    /// `origin`, in this room; then committed and passed on to the room's other servers (the
+    /// sending server may know only this one).
+    async fn receive_membership(
+        &self,
+        origin: &str,
+        room_id: &str,
+        event_id: &str,
+        event: Value,
+        membership: &str,
+    ) -> ApiResult<()> {
         let rules = self.rules(room_id).await?;
         let pdu = incoming::check_pdu(&self.remote_keys, event, &rules).await.map_err(ApiError::bad_json)?;
         if pdu.event_id().as_str() != event_id {
             return Err(ApiError::bad_json("The event id does not match the event"));
         }
-        let membership: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
+        let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
         if pdu.event_type_str() != "m.room.member"
             || pdu.state_key() != Some(pdu.sender().as_str())
-            || membership["membership"] != "join"
+            || content["membership"] != membership
             || pdu.room_id_or_derived().as_deref().map(RoomId::as_str) != Some(room_id)
         {
-            return Err(ApiError::bad_json("Not a join event of its sender in this room"));
+            return Err(ApiError::bad_json(format!("Not a {membership} event of its sender in this room")));
         }
         if pdu.sender().server_name().as_str() != origin {
-            return Err(ApiError::forbidden("The join is not for a user of the sending server"));
+            return Err(ApiError::forbidden("The event is not for a user of the sending server"));
         }
-        // The joining server knows only this server: the room's other servers hear of the join
-        // from here.
-        self.append_checked(&pdu, Relay::AllBut(origin)).await?;
+        self.append_checked(&pdu, Relay::AllBut(origin)).await
+    }
+
+    /// PUT /send_leave as the room's server.
+    pub async fn receive_leave(&self, origin: &str, room_id: &str, event_id: &str, event: Value) -> ApiResult<()> {
+        self.receive_membership(origin, room_id, event_id, event, "leave").await
+    }
+
+    /// PUT /send_knock as the room's server: takes in the knock and answers the room's stripped
+    /// state, which the knocking user is shown.
+    pub async fn receive_knock(&self, origin: &str, room_id: &str, event_id: &str, event: Value) -> ApiResult<Value> {
+        self.receive_membership(origin, room_id, event_id, event, "knock").await?;
+        Ok(json!({"knock_room_state": self.stripped_room_state(room_id).await?}))
+    }
+
+    /// PUT /send_join as the room's server: takes in the signed join and answers the room's
+    /// state before it and the auth chain of that state.
+    pub async fn receive_join(&self, origin: &str, room_id: &str, event_id: &str, event: Value) -> ApiResult<Value> {
+        self.receive_membership(origin, room_id, event_id, event, "join").await?;
         let joined_at = self.db.event(event_id).await?.ok_or_else(|| ApiError::internal("join not stored"))?;
         let state_ids: Vec<String> =
             self.db.state_at(room_id, joined_at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
@@ -245,6 +281,27 @@ impl Rooms {
             "members_omitted": false,
             "servers_in_room": servers,
         }))
+    }
+
+    /// The room's state shown to someone outside it (an invitee, a knocker): the
+    /// identifying events stripped, except the create event, sent whole (v12 clients check the
+    /// room id against it).
+    pub(super) async fn stripped_room_state(&self, room_id: &str) -> ApiResult<Vec<Value>> {
+        let entries = self.db.current_state(room_id).await?;
+        let ids: Vec<String> = entries
+            .into_iter()
+            .filter(|entry| crate::services::sync::response::INVITE_STATE_TYPES.contains(&entry.event_type.as_str()))
+            .map(|entry| entry.event_id)
+            .collect();
+        Ok(self
+            .db
+            .events(&ids)
+            .await?
+            .iter()
+            .map(|event| {
+                if event.event_type == "m.room.create" { raw_json(event) } else { super::format::stripped_state(event) }
+            })
+            .collect())
     }
 
     /// Every event in the auth chains of `events` (not the events themselves).
@@ -272,33 +329,13 @@ impl Rooms {
     /// the room's state and the join in one transaction.
     pub async fn join_remote(&self, user_id: &str, room_id: &str, via: &[String]) -> ApiResult<String> {
         let user = UserId::parse(user_id).map_err(ApiError::internal)?;
-        let mut candidates: Vec<String> = via.to_vec();
-        if let Ok(room) = RoomId::parse(room_id)
-            && let Some(server) = room.server_name()
-        {
-            candidates.push(server.to_string());
-        }
-        let mut seen = HashSet::new();
-        candidates.retain(|server| *server != self.server_name && seen.insert(server.clone()));
+        let candidates = self.candidate_servers(room_id, via);
         if candidates.is_empty() {
             return Err(ApiError::not_found("Unknown room; name a server to join it through (via)"));
         }
-        let versions: String = hearth_federation::room_versions::SUPPORTED_ROOM_VERSIONS
-            .iter()
-            .map(|version| format!("&ver={version}"))
-            .collect();
         let mut last_error = bad_gateway("No server could be asked");
-        for candidate in &candidates {
-            let Ok(server) = ServerName::parse(candidate.as_str()) else {
-                continue;
-            };
-            let path = format!(
-                "/_matrix/federation/v1/make_join/{}/{}?{}",
-                query_value(room_id),
-                query_value(user_id),
-                versions.trim_start_matches('&')
-            );
-            let made = match self.federation.get(&server, &path).await {
+        for server in &candidates {
+            let made = match self.federation.get(server, &make_path("join", room_id, user_id)).await {
                 Ok(made) => made,
                 Err(error) => {
                     tracing::info!(%error, room_id, "make_join failed");
@@ -306,7 +343,7 @@ impl Rooms {
                     continue;
                 }
             };
-            match self.finish_remote_join(&user, room_id, &server, made).await {
+            match self.finish_remote_join(&user, room_id, server, made).await {
                 Ok(()) => return Ok(room_id.to_owned()),
                 Err(error) => {
                     tracing::info!(?error, room_id, server = %server, "send_join failed");
@@ -324,34 +361,12 @@ impl Rooms {
         server: &ServerName,
         made: Value,
     ) -> ApiResult<()> {
-        let version = made["room_version"].as_str().unwrap_or("1").to_owned();
-        let rules = rules_for(&version).ok_or_else(|| {
-            ApiError::new(ErrorKind::UnsupportedRoomVersion, format!("Room version {version} is not supported"))
-        })?;
-        let mut template = made["event"].clone();
-        if template["sender"] != user.as_str()
-            || template["state_key"] != user.as_str()
-            || template["type"] != "m.room.member"
-            || template["room_id"] != room_id
-        {
-            return Err(bad_gateway("The room's server offered a different join event"));
-        }
-        let Value::Object(fields) = &mut template else {
-            return Err(bad_gateway("The room's server sent no join event"));
-        };
-        for unsigned in ["event_id", "hashes", "signatures", "unsigned"] {
-            fields.remove(unsigned);
-        }
-        fields.insert("origin_server_ts".into(), now_ms().into());
         let mut content = self.member_content(user.as_str(), "join").await?;
         if let Some(authorised) = made["event"]["content"].get("join_authorised_via_users_server") {
             content["join_authorised_via_users_server"] = authorised.clone();
         }
-        fields.insert("content".into(), content);
-        let mut object = hearth_federation::to_canonical_object(template).map_err(|e| bad_gateway(e.to_string()))?;
-        self.signing_key.hash_and_sign_event(&self.server_name, &mut object, &rules).map_err(ApiError::internal)?;
-        let hash = ruma::signatures::reference_hash(&object, &rules).map_err(ApiError::internal)?;
-        let event_id = format!("${hash}");
+        let SignedMembership { version, rules, object, event_id } =
+            self.sign_membership(&made, user, room_id, "join", content)?;
         let body = serde_json::to_value(&object).map_err(ApiError::internal)?;
         let path = format!("/_matrix/federation/v2/send_join/{}/{}", query_value(room_id), query_value(&event_id));
         let answer = self
@@ -475,76 +490,6 @@ impl Rooms {
 }
 
 impl Rooms {
-    /// PUT /v2/invite as the invited user's server: checks the invite, countersigns it, and
-    /// (for a room this server is not in) keeps it with the room's stripped state so the user
-    /// sees the invite in /sync and can join through the inviting server.
-    pub async fn receive_invite(&self, origin: &str, room_id: &str, event_id: &str, body: Value) -> ApiResult<Value> {
-        let version = body["room_version"].as_str().unwrap_or("1").to_owned();
-        let rules = rules_for(&version).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::IncompatibleRoomVersion { room_version: version.clone() },
-                "This server does not support the room's version",
-            )
-        })?;
-        let pdu =
-            incoming::check_pdu(&self.remote_keys, body["event"].clone(), &rules).await.map_err(ApiError::bad_json)?;
-        let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
-        let target = pdu.state_key().unwrap_or_default().to_owned();
-        if pdu.event_id().as_str() != event_id
-            || pdu.event_type_str() != "m.room.member"
-            || content["membership"] != "invite"
-            || pdu.room_id_or_derived().as_deref().map(RoomId::as_str) != Some(room_id)
-        {
-            return Err(ApiError::bad_json("Not an invite into this room"));
-        }
-        if pdu.sender().server_name().as_str() != origin {
-            return Err(ApiError::forbidden("The invite is not from a user of the sending server"));
-        }
-        if server_of(&target) != self.server_name || !self.db.user_exists(&target).await? {
-            return Err(ApiError::not_found("No such user on this server"));
-        }
-        let mut object = pdu.json().clone();
-        self.signing_key.hash_and_sign_event(&self.server_name, &mut object, &rules).map_err(ApiError::internal)?;
-        let signed = Pdu::from_signed(pdu.event_id().to_owned(), object, &rules).map_err(ApiError::internal)?;
-        if self.db.room_version(room_id).await?.is_some() {
-            // A room this server knows: the invite is an ordinary event of it.
-            if let Err(error) = self.append_remote(&signed).await {
-                tracing::info!(?error, room_id, "an invite into a known room was not taken in");
-            }
-        } else {
-            let invite_state = serde_json::to_string(body["invite_room_state"].as_array().unwrap_or(&Vec::new()))
-                .map_err(ApiError::internal)?;
-            let json = serde_json::to_string(signed.json()).map_err(ApiError::internal)?;
-            let slot = self.streams.begin().await;
-            let stream = slot.position();
-            self.db
-                .store_remote_invite(
-                    stream,
-                    crate::storage::remote_invites::RemoteInvite {
-                        room_id,
-                        user_id: &target,
-                        event_id,
-                        sender: signed.sender().as_str(),
-                        room_version: &version,
-                        origin_server_ts: signed.origin_server_ts() as i64,
-                        depth: signed.depth() as i64,
-                        json: &json,
-                        invite_state: &invite_state,
-                    },
-                )
-                .await?;
-            let record = MembershipRecord {
-                room_id: room_id.to_owned(),
-                membership: "invite".into(),
-                event_id: event_id.to_owned(),
-                stream,
-            };
-            self.memberships.apply(&target, record);
-            slot.committed(&[Scope::User(&target)]);
-        }
-        Ok(json!({"event": signed.json()}))
-    }
-
     /// Invites a user of another server (spec: Server-Server API § Inviting to a room): the
     /// invite is built here, countersigned by the invitee's server (PUT /v2/invite, with the
     /// room's stripped state), and only then committed and sent to the room's other servers.
@@ -557,22 +502,7 @@ impl Rooms {
             self.build_local(&new).await?
         };
         let version = self.db.room_version(new.room_id).await?.ok_or_else(|| ApiError::not_found("Unknown room"))?;
-        let entries = self.db.current_state(new.room_id).await?;
-        let ids: Vec<String> = entries
-            .into_iter()
-            .filter(|entry| crate::services::sync::response::INVITE_STATE_TYPES.contains(&entry.event_type.as_str()))
-            .map(|entry| entry.event_id)
-            .collect();
-        let invite_state: Vec<Value> = self
-            .db
-            .events(&ids)
-            .await?
-            .iter()
-            .map(|event| {
-                // The create event goes whole (v12 invitees check the room id against it).
-                if event.event_type == "m.room.create" { raw_json(event) } else { super::format::stripped_state(event) }
-            })
-            .collect();
+        let invite_state = self.stripped_room_state(new.room_id).await?;
         let body = json!({"room_version": version, "event": built.pdu.json(), "invite_room_state": invite_state});
         let path = format!(
             "/_matrix/federation/v2/invite/{}/{}",
@@ -591,14 +521,6 @@ impl Rooms {
             return Err(bad_gateway("The invitee's server changed the invite"));
         }
         self.append_checked(&signed, Relay::ToAll).await
-    }
-
-    /// The server that invited `user_id` into a room this server is not in, if any.
-    pub(super) async fn remote_inviter_server(&self, room_id: &str, user_id: &str) -> ApiResult<Option<String>> {
-        let Some((_, event_id)) = self.db.remote_invite(room_id, user_id).await? else {
-            return Ok(None);
-        };
-        Ok(self.db.event(&event_id).await?.map(|event| server_of(&event.sender).to_owned()))
     }
 }
 

@@ -115,9 +115,25 @@ impl Rooms {
         Ok(room_id)
     }
 
-    /// POST /knock/{roomIdOrAlias}: ask to join a room whose join rule is `knock`.
-    pub async fn knock(&self, user_id: &str, room_id_or_alias: &str, reason: Option<&str>) -> ApiResult<String> {
-        let room_id = self.resolve_room(room_id_or_alias).await?;
+    /// POST /knock/{roomIdOrAlias}: ask to join a room whose join rule is `knock` — through
+    /// another server (one of `via` or the alias's servers) when this one is not in the room.
+    pub async fn knock(
+        &self,
+        user_id: &str,
+        room_id_or_alias: &str,
+        via: &[String],
+        reason: Option<&str>,
+    ) -> ApiResult<String> {
+        let (room_id, mut servers) = if room_id_or_alias.starts_with('#') {
+            self.resolve_alias(room_id_or_alias).await?
+        } else {
+            ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
+            (room_id_or_alias.to_owned(), Vec::new())
+        };
+        if self.db.room_version(&room_id).await?.is_none() {
+            servers.splice(0..0, via.iter().cloned());
+            return self.knock_remote(user_id, &room_id, &servers, reason).await;
+        }
         let mut content = self.member_content(user_id, "knock").await?;
         if let Some(reason) = reason {
             content["reason"] = reason.into();
@@ -175,6 +191,10 @@ impl Rooms {
         reason: Option<&str>,
     ) -> ApiResult<()> {
         ruma::UserId::parse(target).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
+        if sender == target && membership == "leave" && self.db.room_version(room_id).await?.is_none() {
+            // An invite or knock into a room on another server.
+            return self.leave_out_of_band(sender, room_id, reason).await;
+        }
         self.rules(room_id).await?;
         let current = self.db.membership(room_id, target).await?.map(|m| m.membership);
         let in_room = matches!(current.as_deref(), Some("join" | "invite" | "knock"));

@@ -13,6 +13,7 @@ pub mod history;
 pub mod membership;
 mod memberships;
 mod notify;
+mod out_of_band;
 pub mod read;
 mod recent;
 mod redact;

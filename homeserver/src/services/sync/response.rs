@@ -347,6 +347,20 @@ impl SyncService {
                     );
                 }
                 "leave" | "ban" if since.is_some() && is_new => {
+                    if self.db.room_version(&record.room_id).await?.is_none() {
+                        // A rejected invite or withdrawn knock into a room on another server:
+                        // the leave is all there is to show.
+                        let mut timeline = Vec::new();
+                        for event in self.db.events(std::slice::from_ref(&record.event_id)).await? {
+                            timeline.push(self.rooms.format_out_of_band(user_id, &event).await?);
+                        }
+                        let prev_batch = StreamToken(record.stream).to_string();
+                        leave.insert(
+                            record.room_id.clone(),
+                            json!({"timeline": {"events": timeline, "limited": false, "prev_batch": prev_batch}, "state": {"events": []}}),
+                        );
+                        continue;
+                    }
                     let window =
                         Window { since: since_stream, up_to: record.stream.min(now.stream), force_state: false };
                     let visibility = Visibility::Until(record.stream);

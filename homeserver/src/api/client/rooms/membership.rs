@@ -61,14 +61,15 @@ async fn join_by_id_or_alias(
     Ok(Json(json!({"room_id": room_id})))
 }
 
-/// POST /knock/{roomIdOrAlias}
+/// POST /knock/{roomIdOrAlias}?via=…
 async fn knock(
     State(state): State<AppState>,
     user: AuthUser,
     MatrixPath(room): MatrixPath<String>,
+    uri: axum::http::Uri,
     MatrixJson(body): MatrixJson<ReasonBody>,
 ) -> ApiResult<Json<Value>> {
-    let room_id = state.rooms.knock(&user.user_id, &room, body.reason.as_deref()).await?;
+    let room_id = state.rooms.knock(&user.user_id, &room, &via_servers(&uri), body.reason.as_deref()).await?;
     Ok(Json(json!({"room_id": room_id})))
 }
 
