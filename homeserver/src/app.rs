@@ -179,7 +179,13 @@ impl App {
             federation.clone(),
         ));
         let key_counts = Arc::new(KeyCounts::new(db.clone()));
-        let device_lists = Arc::new(DeviceLists::new(db.clone(), streams.clone(), rooms.clone(), key_counts.clone()));
+        let device_lists = Arc::new(DeviceLists::new(
+            db.clone(),
+            streams.clone(),
+            rooms.clone(),
+            key_counts.clone(),
+            config.server_name.clone(),
+        ));
         let to_device =
             Arc::new(ToDevice::new(db.clone(), streams.clone(), config.server_name.clone(), federation_sender.clone()));
         let keys = Keys::new(

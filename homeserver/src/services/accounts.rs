@@ -375,7 +375,7 @@ impl Accounts {
     /// POST /logout: the device and its tokens go.
     pub async fn logout(&self, user_id: &str, device_id: &str) -> ApiResult<()> {
         self.db.delete_devices(user_id, &[device_id.to_owned()]).await?;
-        self.device_lists.changed(user_id).await
+        self.device_lists.changed_device(user_id, Some(device_id)).await
     }
 
     /// POST /logout/all.

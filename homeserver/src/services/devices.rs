@@ -57,6 +57,6 @@ impl Devices {
         let scope = format!("delete_devices:{user_id}:{}", sorted.join(","));
         self.uia.authenticate(auth, UiaRequest { flows, scope, user_id: Some(user_id) }).await?;
         self.db.delete_devices(user_id, &device_ids).await?;
-        self.device_lists.changed(user_id).await
+        self.device_lists.changed_device(user_id, device_ids.first().map(String::as_str)).await
     }
 }

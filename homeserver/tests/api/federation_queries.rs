@@ -18,6 +18,7 @@ both_backends!(
     unreachable_and_private_peers_fail_cleanly,
     media_is_fetched_from_its_server_and_kept,
     garbage_and_forged_events_change_nothing,
+    device_changes_are_announced_to_servers_sharing_a_room,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -409,4 +410,43 @@ async fn garbage_and_forged_events_change_nothing(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Syncs `user` on `app` from `since` until `user_id` is listed in `device_lists.changed`;
+/// returns the next token. Bounded to 20 seconds.
+async fn until_devices_changed(app: &TestApp, user: &Session, since: String, user_id: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut since = since;
+    loop {
+        let sync = app.sync(&user.token, Some(&since), 2_000).await;
+        since = sync["next_batch"].as_str().unwrap().to_owned();
+        let changed = sync["device_lists"]["changed"].as_array().cloned().unwrap_or_default();
+        if changed.iter().any(|id| id == user_id) {
+            return since;
+        }
+        assert!(std::time::Instant::now() < deadline, "{user_id}'s device change never reached the other server");
+    }
+}
+
+async fn device_changes_are_announced_to_servers_sharing_a_room(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let token = a.sync(&alice.token, None, 0).await["next_batch"].as_str().unwrap().to_owned();
+
+    // Bob's new device keys on B: B sends m.device_list_update, Alice's sync on A lists him.
+    let (status, body) =
+        b.post("/_matrix/client/v3/keys/upload", Some(&bob.token), json!({"device_keys": device_keys(&bob)})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = until_devices_changed(&a, &alice, token, &bob.user_id).await;
+
+    // A second device of Bob's logs out: announced too.
+    let (status, second) = b.login("bob", crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let second = crate::helpers::session_from(&second);
+    assert_eq!(b.post("/_matrix/client/v3/logout", Some(&second.token), json!({})).await.0, StatusCode::OK);
+    until_devices_changed(&a, &alice, token, &bob.user_id).await;
 }

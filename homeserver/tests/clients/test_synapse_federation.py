@@ -355,6 +355,25 @@ async def test_end_to_end_encryption_between_a_hearth_and_a_synapse_user(hearth,
         await e2ee_sync_until(sam, lambda r: "a secret from Hearth" in decrypted_texts(r, room_id))
         await send_secret(sam, room_id, "a secret from Synapse")
         await e2ee_sync_until(alice, lambda r: "a secret from Synapse" in decrypted_texts(r, room_id))
+
+        # Alice signs in on a second device: Hearth tells Synapse (m.device_list_update), Sam's
+        # client hears of it through Synapse's /sync, and his next message reaches that device too.
+        from nio import AsyncClientConfig
+        from test_nio_e2ee import settle
+
+        config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False)
+        second = AsyncClient(hearth.base_url, alice.user_id, store_path=tempfile.mkdtemp(prefix="nio-store-alice2-"),
+                             config=config)
+        try:
+            logged_in = await second.login(PASSWORD, device_name="alice's second nio")
+            assert getattr(logged_in, "device_id", None), logged_in
+            await settle(second)
+            await second.sync(timeout=0)
+            await e2ee_sync_until(sam, lambda r: alice.user_id in r.device_list.changed)
+            await send_secret(sam, room_id, "a secret for both of Alice's devices")
+            await e2ee_sync_until(second, lambda r: "a secret for both of Alice's devices" in decrypted_texts(r, room_id))
+        finally:
+            await second.close()
     finally:
         await alice.close()
         await sam.close()

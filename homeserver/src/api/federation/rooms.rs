@@ -174,8 +174,8 @@ async fn speaks_for(state: &AppState, origin: &str, room_id: &str, user_id: &str
         && state.db.membership(room_id, user_id).await.ok().flatten().is_some_and(|m| m.membership == "join")
 }
 
-/// One EDU of a transaction: typing, read receipts, to-device messages and device list changes
-/// are acted on; others (presence, signing key updates) are not yet.
+/// One EDU of a transaction: typing, read receipts, to-device messages, device list and
+/// cross-signing key changes are acted on; presence is not yet.
 async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
     let content = &edu["content"];
     match edu["edu_type"].as_str() {
@@ -209,7 +209,9 @@ async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
                 tracing::info!(?error, "a remote to-device message was not delivered");
             }
         }
-        Some("m.device_list_update") => {
+        // A remote user's devices or cross-signing keys changed: local members who share a room
+        // with them re-query their keys (which go to their server each time).
+        Some("m.device_list_update" | "m.signing_key_update") => {
             let user_id = content["user_id"].as_str().unwrap_or_default();
             if crate::services::usernames::server_of(user_id) == origin
                 && let Err(error) = state.device_lists.changed(user_id).await

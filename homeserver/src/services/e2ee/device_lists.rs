@@ -6,12 +6,15 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
+use serde_json::json;
+
 use super::key_counts::KeyCounts;
 use crate::{
     error::ApiResult,
     services::{
         rooms::Rooms,
         sync::{notifier::Scope, stream_writer::StreamWriter},
+        usernames::server_of,
     },
     storage::Db,
 };
@@ -22,6 +25,7 @@ pub struct DeviceLists {
     rooms: Arc<Rooms>,
     /// Forgotten on every change: a removed or re-created device must not keep old counts.
     key_counts: Arc<KeyCounts>,
+    server_name: String,
 }
 
 /// `device_lists` of a sync response or /keys/changes.
@@ -38,22 +42,69 @@ impl DeviceListDelta {
 }
 
 impl DeviceLists {
-    pub fn new(db: Db, streams: Arc<StreamWriter>, rooms: Arc<Rooms>, key_counts: Arc<KeyCounts>) -> Self {
-        Self { db, streams, rooms, key_counts }
+    pub fn new(
+        db: Db,
+        streams: Arc<StreamWriter>,
+        rooms: Arc<Rooms>,
+        key_counts: Arc<KeyCounts>,
+        server_name: String,
+    ) -> Self {
+        Self { db, streams, rooms, key_counts, server_name }
     }
 
     /// Records that `user_id`'s devices or keys changed and wakes everyone who shares a room
-    /// with them (and their own other devices).
+    /// with them (and their own other devices); other servers sharing a room with a local user
+    /// are told (see `announce`).
     pub async fn changed(&self, user_id: &str) -> ApiResult<()> {
+        self.changed_device(user_id, None).await
+    }
+
+    /// `changed`, naming the device that changed when the caller knows it.
+    pub async fn changed_device(&self, user_id: &str, device_id: Option<&str>) -> ApiResult<()> {
         self.key_counts.forget(user_id, None);
         let memberships = self.rooms.memberships(user_id).await?;
         let slot = self.streams.begin().await;
-        self.db.record_device_list_change(user_id, slot.position()).await?;
+        let position = slot.position();
+        self.db.record_device_list_change(user_id, position).await?;
         let mut scope: Vec<Scope<'_>> =
             memberships.iter().filter(|m| m.membership == "join").map(|m| Scope::Keys(m.room_id.as_str())).collect();
         scope.push(Scope::User(user_id));
         slot.committed(&scope);
+        if server_of(user_id) == self.server_name {
+            self.announce(user_id, device_id, position).await?;
+        }
         Ok(())
+    }
+
+    /// Tells the servers sharing a room with a local user that their device list changed
+    /// (spec: Server-Server API § Device Management, m.device_list_update). Hearth keeps no
+    /// per-device change history to chain updates with, so `prev_id` is always empty: the
+    /// receiving server refetches the whole list (GET /user/devices, which also carries the
+    /// cross-signing keys) — what the spec has it do whenever it cannot apply an update as a
+    /// delta. The device named is the one that changed, or (a cross-signing or bulk change) one
+    /// of the user's devices.
+    async fn announce(&self, user_id: &str, device_id: Option<&str>, stream_id: i64) -> ApiResult<()> {
+        let device_id = match device_id {
+            Some(device_id) => device_id.to_owned(),
+            None => match self.db.devices(user_id).await?.into_iter().next() {
+                Some(device) => device.device_id,
+                None => return Ok(()),
+            },
+        };
+        let device = self.db.device(user_id, &device_id).await?;
+        let mut content = json!({
+            "user_id": user_id,
+            "device_id": device_id,
+            "stream_id": stream_id,
+            "prev_id": [],
+            "deleted": device.is_none(),
+        });
+        if let Some(name) = device.and_then(|device| device.display_name) {
+            content["device_display_name"] = name.into();
+        }
+        self.rooms
+            .send_edu_to_servers_of(user_id, json!({"edu_type": "m.device_list_update", "content": content}))
+            .await
     }
 
     /// What changed for `user_id` in (`since`, `now`].

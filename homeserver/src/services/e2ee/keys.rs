@@ -93,7 +93,7 @@ impl Keys {
             }
             let json = serde_json::to_string(device_keys).map_err(ApiError::internal)?;
             if self.db.set_device_keys(user_id, device_id, &json).await? {
-                self.device_lists.changed(user_id).await?;
+                self.device_lists.changed_device(user_id, Some(device_id)).await?;
             }
         }
         if let Some(one_time_keys) = object(body, "one_time_keys")? {

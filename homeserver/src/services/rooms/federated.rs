@@ -84,6 +84,32 @@ impl Rooms {
         Ok(())
     }
 
+    /// Sends an EDU about a user (a device list change) to every other server that shares a
+    /// joined room with them.
+    pub async fn send_edu_to_servers_of(&self, user_id: &str, edu: Value) -> ApiResult<()> {
+        let rooms: Vec<String> = self
+            .memberships(user_id)
+            .await?
+            .iter()
+            .filter(|m| m.membership == "join")
+            .map(|m| m.room_id.clone())
+            .collect();
+        let mut servers: BTreeSet<String> = BTreeSet::new();
+        {
+            let _quiet = self.streams.hold().await;
+            for room_id in &rooms {
+                let members = self.head_members(room_id).await?;
+                servers.extend(members.keys().map(|user| server_of(user).to_owned()));
+            }
+        }
+        servers.remove(&self.server_name);
+        if !servers.is_empty() {
+            let servers: Vec<String> = servers.into_iter().collect();
+            self.federation_sender.queue_edu(&servers, &edu);
+        }
+        Ok(())
+    }
+
     /// Takes in an event another server sent (already through `incoming::check_pdu`): checked
     /// against its auth events and against the current state, then committed like a local
     /// event. An event already held is accepted again without change.
