@@ -163,7 +163,7 @@ impl App {
         let account_data = Arc::new(AccountData::new(db.clone(), streams.clone(), push_rule_cache));
         let receipts = Arc::new(Receipts::new(db.clone(), streams.clone(), rooms.clone(), account_data.clone()));
         let typing = Typing::new(streams.notifier().clone());
-        let presence = Arc::new(Presence::new(db.clone(), streams.clone(), config.presence.enabled));
+        let presence = Arc::new(Presence::new(db.clone(), streams.clone(), rooms.clone(), config.presence.enabled));
         let push_rules = Arc::new(PushRules::new(db.clone(), account_data.clone()));
         let media_root = config.media.path.clone().unwrap_or_else(|| config.data_dir.join("media"));
         let media_store = match config.media.backend {

@@ -196,4 +196,14 @@ impl Db {
             })
             .collect())
     }
+
+    /// Whether `user_id` is joined to any room this server holds.
+    pub async fn is_joined_anywhere(&self, user_id: &str) -> sqlx::Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM room_memberships WHERE user_id = $1 AND membership = 'join' LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.is_some())
+    }
 }

@@ -13,7 +13,7 @@ both_backends!(
     a_remote_user_joins_and_messages_flow_both_ways,
     messages_sent_while_a_peer_is_down_arrive_after_it_returns,
     invites_cross_servers_both_ways,
-    typing_and_read_receipts_cross_servers,
+    typing_presence_and_read_receipts_cross_servers,
     a_server_acl_shuts_a_server_out,
     a_join_through_one_server_reaches_the_others,
     invites_are_rejected_across_servers,
@@ -201,7 +201,7 @@ async fn ephemeral_until(app: &TestApp, user: &Session, room_id: &str, done: imp
     }
 }
 
-async fn typing_and_read_receipts_cross_servers(backend: Backend) {
+async fn typing_presence_and_read_receipts_cross_servers(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
     let alice = a.register("alice").await;
     let bob = b.register("bob").await;
@@ -219,6 +219,26 @@ async fn typing_and_read_receipts_cross_servers(backend: Backend) {
             && event["content"]["user_ids"].as_array().is_some_and(|ids| ids.iter().any(|id| id == alice_id.as_str()))
     })
     .await;
+
+    // Presence: Bob's status on B shows in Alice's sync on A.
+    let presence = format!("/_matrix/client/v3/presence/{}/status", encode(&bob.user_id));
+    let status = b.put(&presence, Some(&bob.token), json!({"presence": "unavailable", "status_msg": "back soon"}));
+    assert_eq!(status.await.0, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut since: Option<String> = None;
+    loop {
+        let sync = a.sync(&alice.token, since.as_deref(), 2_000).await;
+        let events = sync["presence"]["events"].as_array().cloned().unwrap_or_default();
+        if events.iter().any(|e| {
+            e["sender"] == bob.user_id.as_str()
+                && e["content"]["presence"] == "unavailable"
+                && e["content"]["status_msg"] == "back soon"
+        }) {
+            break;
+        }
+        since = sync["next_batch"].as_str().map(str::to_owned);
+        assert!(Instant::now() < deadline, "Bob's presence never reached A: {sync}");
+    }
 
     // Bob reads Alice's message on B; Alice sees his read receipt on A.
     let event_id = a.send_text(&alice.token, &room_id, "did you read this?").await;

@@ -98,7 +98,7 @@ class Synapse:
             "suppress_key_server_warning": True,
             "allow_public_rooms_over_federation": True,
             "room_list_publication_rules": [{"action": "allow"}],
-            "presence": {"enabled": False},
+            "presence": {"enabled": True},
             "bcrypt_rounds": 4,
             "federation": {"destination_min_retry_interval": "1s", "destination_max_retry_interval": "5s",
                            "max_short_retry_delay": "1s", "max_long_retry_delay": "2s"},
@@ -307,6 +307,15 @@ async def test_invites_typing_receipts_renames_redactions_and_kicks_across_serve
         await sync_until(sam, lambda r: group in r.rooms.join and any(
             any(getattr(receipt, "user_id", None) == alice.user_id and receipt.event_id == heard.event_id
                 for receipt in getattr(e, "receipts", [])) for e in r.rooms.join[group].ephemeral))
+
+        # Presence with a status message, both ways.
+        await alice.set_presence("online", "on Hearth today")
+        await sync_until(sam, lambda r: any(
+            p.user_id == alice.user_id and p.status_msg == "on Hearth today" for p in r.presence_events))
+        await sam.set_presence("unavailable", "out for lunch")
+        await sync_until(alice, lambda r: any(
+            p.user_id == sam.user_id and p.presence == "unavailable" and p.status_msg == "out for lunch"
+            for p in r.presence_events))
 
         # Alice, the group's admin, renames it; Sam sees the new name.
         await alice.room_put_state(group, "m.room.name", {"name": "Renamed on Hearth"})

@@ -174,8 +174,8 @@ async fn speaks_for(state: &AppState, origin: &str, room_id: &str, user_id: &str
         && state.db.membership(room_id, user_id).await.ok().flatten().is_some_and(|m| m.membership == "join")
 }
 
-/// One EDU of a transaction: typing, read receipts, to-device messages, device list and
-/// cross-signing key changes are acted on; presence is not yet.
+/// One EDU of a transaction: typing, read receipts, presence, to-device messages, device list
+/// and cross-signing key changes.
 async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
     let content = &edu["content"];
     match edu["edu_type"].as_str() {
@@ -202,6 +202,11 @@ async fn take_in_edu(state: &AppState, origin: &str, edu: &Value) {
                         }
                     }
                 }
+            }
+        }
+        Some("m.presence") => {
+            if let Err(error) = state.presence.receive_remote(origin, content).await {
+                tracing::info!(?error, "remote presence was not stored");
             }
         }
         Some("m.direct_to_device") => {

@@ -1,7 +1,10 @@
 //! Presence (spec: Client-Server API § Presence): online, unavailable, offline, a status message
 //! and how long ago the user was last active. Stored, so status messages survive restarts; a
 //! user whose last activity is older than `IDLE_AFTER` is reported unavailable, and offline
-//! after `OFFLINE_AFTER`, as Synapse does.
+//! after `OFFLINE_AFTER`, as Synapse does. Across servers (spec: Server-Server API § Presence),
+//! each write of a local user's presence goes as an m.presence EDU to the servers sharing a room
+//! with them (activity refreshes are written at most once a minute), and other servers' EDUs
+//! are kept for their users who share a room with ours.
 
 use std::sync::Arc;
 
@@ -9,7 +12,11 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{ApiError, ApiResult},
-    services::sync::{notifier::Scope, stream_writer::StreamWriter},
+    services::{
+        rooms::Rooms,
+        sync::{notifier::Scope, stream_writer::StreamWriter},
+        usernames::server_of,
+    },
     storage::{Db, account_data::PresenceRecord, now_ms},
 };
 
@@ -21,12 +28,13 @@ const ACTIVITY_WRITE_INTERVAL_MS: i64 = 60 * 1000;
 pub struct Presence {
     db: Db,
     streams: Arc<StreamWriter>,
+    rooms: Arc<Rooms>,
     enabled: bool,
 }
 
 impl Presence {
-    pub fn new(db: Db, streams: Arc<StreamWriter>, enabled: bool) -> Self {
-        Self { db, streams, enabled }
+    pub fn new(db: Db, streams: Arc<StreamWriter>, rooms: Arc<Rooms>, enabled: bool) -> Self {
+        Self { db, streams, rooms, enabled }
     }
 
     pub fn enabled(&self) -> bool {
@@ -59,6 +67,41 @@ impl Presence {
         let slot = self.streams.begin().await;
         self.db.set_presence(&record, slot.position()).await?;
         slot.committed(&[Scope::Presence]);
+        if server_of(&record.user_id) == self.rooms.server_name() {
+            let mut update = content(&record);
+            update["user_id"] = record.user_id.clone().into();
+            let edu = json!({"edu_type": "m.presence", "content": {"push": [update]}});
+            self.rooms.send_edu_to_servers_of(&record.user_id, edu).await?;
+        }
+        Ok(())
+    }
+
+    /// An m.presence EDU from `origin`: each update of one of its own users who is in a room
+    /// this server is in is kept (and shown in /sync like local presence).
+    pub async fn receive_remote(&self, origin: &str, content: &Value) -> ApiResult<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        for update in content["push"].as_array().into_iter().flatten() {
+            let (Some(user_id), Some(state)) = (update["user_id"].as_str(), update["presence"].as_str()) else {
+                continue;
+            };
+            if server_of(user_id) != origin
+                || !matches!(state, "online" | "unavailable" | "offline")
+                || !self.db.is_joined_anywhere(user_id).await?
+            {
+                continue;
+            }
+            let ago = update["last_active_ago"].as_i64().unwrap_or(0).clamp(0, OFFLINE_AFTER_MS * 1000);
+            let status_msg = update["status_msg"].as_str().filter(|m| m.len() <= 1024);
+            self.write(PresenceRecord {
+                user_id: user_id.to_owned(),
+                state: state.to_owned(),
+                status_msg: status_msg.map(str::to_owned),
+                last_active_ts: now_ms() - ago,
+            })
+            .await?;
+        }
         Ok(())
     }
 

@@ -112,6 +112,11 @@ impl Rooms {
         self.streams.notifier()
     }
 
+    /// This server's name.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
     /// The room's version rules, or M_NOT_FOUND for a room this server does not know.
     pub async fn rules(&self, room_id: &str) -> ApiResult<RoomVersionRules> {
         // A room's version never changes, so it is read from storage once per room.
