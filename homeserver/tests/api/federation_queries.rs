@@ -19,6 +19,7 @@ both_backends!(
     media_is_fetched_from_its_server_and_kept,
     garbage_and_forged_events_change_nothing,
     device_changes_are_announced_to_servers_sharing_a_room,
+    directories_and_times_are_asked_of_other_servers,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -449,4 +450,60 @@ async fn device_changes_are_announced_to_servers_sharing_a_room(backend: Backend
     let second = crate::helpers::session_from(&second);
     assert_eq!(b.post("/_matrix/client/v3/logout", Some(&second.token), json!({})).await.0, StatusCode::OK);
     until_devices_changed(&a, &alice, token, &bob.user_id).await;
+}
+
+async fn directories_and_times_are_asked_of_other_servers(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    for (name, topic) in [("Gardening", "plants"), ("Cooking", "recipes")] {
+        b.create_room(
+            &bob.token,
+            json!({"preset": "public_chat", "visibility": "public", "name": name, "topic": topic}),
+        )
+        .await;
+    }
+    b.create_room(&bob.token, json!({"preset": "private_chat", "name": "Secret"})).await;
+
+    // Alice browses B's directory from A: both public rooms, not the private one.
+    let path = format!("/_matrix/client/v3/publicRooms?server={}", encode(b.server_name()));
+    let (status, page) = a.get(&path, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mut names: Vec<&str> = page["chunk"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["Cooking", "Gardening"], "{page}");
+    // Searched and paged through A.
+    let (status, page) = a.post(&path, Some(&alice.token), json!({"filter": {"generic_search_term": "recipe"}})).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let chunk = page["chunk"].as_array().unwrap();
+    assert_eq!((chunk.len(), chunk[0]["name"].as_str()), (1, Some("Cooking")), "{page}");
+    let (_, first) = a.post(&path, Some(&alice.token), json!({"limit": 1})).await;
+    assert_eq!(first["chunk"].as_array().unwrap().len(), 1, "{first}");
+    let since = first["next_batch"].as_str().expect("a next page").to_owned();
+    let (_, second) = a.post(&path, Some(&alice.token), json!({"limit": 1, "since": since})).await;
+    assert_ne!(first["chunk"][0]["room_id"], second["chunk"][0]["room_id"], "{second}");
+    // An unreachable server's directory is a clean error.
+    let (status, body) = a.get("/_matrix/client/v3/publicRooms?server=unreachable.invalid", None).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_GATEWAY, Some("M_UNKNOWN")), "{body}");
+
+    // timestamp_to_event: A, once in a room on B, asks B for the event nearest a time.
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let key = signing_key(&a);
+    let signer = Some((a.server_name(), &key, b.server_name()));
+    let before = hearth::storage::now_ms();
+    let path = format!("/_matrix/federation/v1/timestamp_to_event/{}?ts={before}&dir=f", encode(&room_id));
+    let (status, body) = federation_request(&b, Method::GET, &path, None, signer).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")), "{body}");
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let event_id = b.send_text(&bob.token, &room_id, "what time is it").await;
+    let after_join = hearth::storage::now_ms();
+    let path = format!("/_matrix/federation/v1/timestamp_to_event/{}?ts={after_join}&dir=b", encode(&room_id));
+    let (status, body) = federation_request(&b, Method::GET, &path, None, signer).await;
+    assert_eq!((status, body["event_id"].as_str()), (StatusCode::OK, Some(event_id.as_str())), "{body}");
+    assert!(body["origin_server_ts"].as_i64().unwrap() >= before, "{body}");
+    let path = format!("/_matrix/federation/v1/timestamp_to_event/{}?ts={after_join}&dir=sideways", encode(&room_id));
+    let (status, body) = federation_request(&b, Method::GET, &path, None, signer).await;
+    assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_INVALID_PARAM")), "{body}");
 }

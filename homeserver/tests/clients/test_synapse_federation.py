@@ -186,6 +186,13 @@ def join_via(client, room_id, via):
     return time.monotonic() - started
 
 
+def get_json(client, path):
+    request = urllib.request.Request(client.homeserver + path,
+                                     headers={"Authorization": f"Bearer {client.access_token}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
 async def messages_until(client, room_id, wanted, seconds=60):
     """Syncs until every body in `wanted` arrived in the room; returns all bodies seen, in order."""
     seen = []
@@ -237,6 +244,15 @@ async def test_rooms_span_hearth_and_synapse(hearth, synapse):
         await messages_until(sam, hearth_room, ["welcome to Hearth"])
         await send(sam, hearth_room, "thanks, Hearth")
         await messages_until(alice, hearth_room, ["thanks, Hearth"])
+
+        # Each side browses the other's public room directory.
+        path = f"/_matrix/client/v3/publicRooms?server={urllib.parse.quote(synapse.server_name)}"
+        listed = get_json(alice, path)
+        assert synapse_room in [room["room_id"] for room in listed["chunk"]], listed
+        path = f"/_matrix/client/v3/publicRooms?server={urllib.parse.quote(hearth.server_name)}"
+        listed = get_json(sam, path)
+        assert [room.get("name") for room in listed["chunk"] if room["room_id"] == hearth_room] == \
+            ["Made on Hearth"], listed
 
         # Synapse goes down; Alice sends ten messages; all arrive once Synapse is back.
         synapse.stop()

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use crate::{
     api::extract::{AuthUser, MatrixJson, MatrixPath, MatrixQuery},
     error::{ApiError, ApiResult},
-    services::rooms::directory::PublicRoomsPage,
     state::AppState,
 };
 
@@ -90,17 +89,6 @@ async fn set_visibility(
     Ok(Json(json!({})))
 }
 
-fn page_json(page: PublicRoomsPage) -> Json<Value> {
-    let mut body = json!({"chunk": page.chunk, "total_room_count_estimate": page.total});
-    if let Some(next) = page.next_batch {
-        body["next_batch"] = next.into();
-    }
-    if let Some(prev) = page.prev_batch {
-        body["prev_batch"] = prev.into();
-    }
-    Json(body)
-}
-
 #[derive(Deserialize)]
 struct PublicRoomsQuery {
     limit: Option<String>,
@@ -108,13 +96,9 @@ struct PublicRoomsQuery {
     server: Option<String>,
 }
 
-fn check_server(state: &AppState, server: Option<&str>) -> ApiResult<()> {
-    match server {
-        Some(server) if server != state.config.server_name => {
-            Err(ApiError::forbidden("Other servers' directories need federation"))
-        }
-        _ => Ok(()),
-    }
+/// The server whose directory is asked for: another one's goes over federation.
+fn remote_server<'a>(state: &AppState, server: Option<&'a str>) -> Option<&'a str> {
+    server.filter(|server| *server != state.config.server_name)
 }
 
 /// GET /publicRooms — no authentication.
@@ -122,13 +106,15 @@ async fn public_rooms_get(
     State(state): State<AppState>,
     MatrixQuery(query): MatrixQuery<PublicRoomsQuery>,
 ) -> ApiResult<Json<Value>> {
-    check_server(&state, query.server.as_deref())?;
     let limit = query
         .limit
         .as_deref()
         .map(|l| l.parse::<usize>().map_err(|_| ApiError::invalid_param("limit must be a number")))
         .transpose()?;
-    Ok(page_json(state.rooms.public_rooms(None, query.since.as_deref(), limit).await?))
+    if let Some(server) = remote_server(&state, query.server.as_deref()) {
+        return Ok(Json(state.rooms.remote_public_rooms(server, None, query.since.as_deref(), limit).await?));
+    }
+    Ok(Json(state.rooms.public_rooms(None, query.since.as_deref(), limit).await?.to_json()))
 }
 
 #[derive(Deserialize)]
@@ -150,9 +136,13 @@ async fn public_rooms_post(
     MatrixQuery(query): MatrixQuery<PublicRoomsQuery>,
     MatrixJson(body): MatrixJson<PublicRoomsBody>,
 ) -> ApiResult<Json<Value>> {
-    check_server(&state, query.server.as_deref())?;
     let search = body.filter.and_then(|f| f.generic_search_term);
-    Ok(page_json(state.rooms.public_rooms(search.as_deref(), body.since.as_deref(), body.limit).await?))
+    if let Some(server) = remote_server(&state, query.server.as_deref()) {
+        let page = state.rooms.remote_public_rooms(server, search.as_deref(), body.since.as_deref(), body.limit);
+        return Ok(Json(page.await?));
+    }
+    let page = state.rooms.public_rooms(search.as_deref(), body.since.as_deref(), body.limit).await?;
+    Ok(Json(page.to_json()))
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,10 @@
 //! The Server-Server API's inbound routes (spec: Server-Server API): the server's signing keys
 //! and the notary endpoints (`server_keys`), the signed queries other servers make
-//! (`queries`) and the room protocol (`rooms`), each request authenticated by `auth`.
+//! (`queries`), the room protocol (`rooms`, `room_reads`), the public directory and time lookups
+//! (`directory`) and media (`media`), each request authenticated by `auth`.
 
 mod auth;
+mod directory;
 mod media;
 mod queries;
 mod room_reads;
@@ -23,7 +25,8 @@ pub fn routes() -> Router<AppState> {
         .merge(queries::routes())
         .merge(rooms::routes())
         .merge(media::routes())
-        .merge(room_reads::routes());
+        .merge(room_reads::routes())
+        .merge(directory::routes());
     routes.layer(axum::extract::DefaultBodyLimit::max(MAX_FEDERATION_BODY))
 }
 

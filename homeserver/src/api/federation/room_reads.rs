@@ -40,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The asking server has a joined member in the room and the room's ACL lets it in.
-async fn origin_in_room(state: &AppState, room_id: &str, origin: &str) -> ApiResult<()> {
+pub(super) async fn origin_in_room(state: &AppState, room_id: &str, origin: &str) -> ApiResult<()> {
     state.rooms.rules(room_id).await?;
     state.rooms.check_server_acl(room_id, origin).await?;
     let joined = state.db.room_members(room_id, "join").await?;

@@ -74,6 +74,16 @@ impl Rooms {
             .ok_or_else(|| ApiError::not_found("No event found near that time"))
     }
 
+    /// The event nearest `ts` in a room, for another server in it (GET
+    /// /_matrix/federation/v1/timestamp_to_event): everything the room holds is theirs to see.
+    pub async fn event_near_time(&self, room_id: &str, ts: i64, forwards: bool) -> ApiResult<(String, i64)> {
+        let ceiling = self.notifier().current().stream;
+        self.db
+            .event_near_time(room_id, ts, forwards, ceiling)
+            .await?
+            .ok_or_else(|| ApiError::not_found("No event found near that time"))
+    }
+
     /// POST /rooms/{roomId}/report[/{eventId}]: only what the reporter can see may be reported.
     pub async fn report(
         &self,

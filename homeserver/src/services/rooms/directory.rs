@@ -16,6 +16,20 @@ pub struct PublicRoomsPage {
     pub total: usize,
 }
 
+impl PublicRoomsPage {
+    /// The page as /publicRooms answers it (client and federation alike).
+    pub fn to_json(&self) -> Value {
+        let mut body = serde_json::json!({"chunk": self.chunk, "total_room_count_estimate": self.total});
+        if let Some(next) = &self.next_batch {
+            body["next_batch"] = next.clone().into();
+        }
+        if let Some(prev) = &self.prev_batch {
+            body["prev_batch"] = prev.clone().into();
+        }
+        body
+    }
+}
+
 impl Rooms {
     fn local_alias(&self, alias: &str) -> ApiResult<()> {
         let parsed = ruma::RoomAliasId::parse(alias).map_err(|_| ApiError::invalid_param("Invalid room alias"))?;
@@ -155,6 +169,38 @@ impl Rooms {
         let next_batch = (offset + chunk.len() < total).then(|| format!("p{}", offset + chunk.len()));
         let prev_batch = (offset > 0).then(|| format!("p{}", offset.saturating_sub(limit)));
         Ok(PublicRoomsPage { chunk, next_batch, prev_batch, total })
+    }
+
+    /// GET/POST /publicRooms?server=… for another server: its directory, asked over
+    /// federation (POST /_matrix/federation/v1/publicRooms, which takes the search filter),
+    /// and passed on as it answered, once it looks like a directory page.
+    pub async fn remote_public_rooms(
+        &self,
+        server: &str,
+        search: Option<&str>,
+        since: Option<&str>,
+        limit: Option<usize>,
+    ) -> ApiResult<Value> {
+        let server = ruma::ServerName::parse(server).map_err(|_| ApiError::invalid_param("Invalid server name"))?;
+        let mut body = serde_json::json!({});
+        if let Some(term) = search {
+            body["filter"] = serde_json::json!({"generic_search_term": term});
+        }
+        if let Some(since) = since {
+            body["since"] = since.into();
+        }
+        if let Some(limit) = limit {
+            body["limit"] = limit.into();
+        }
+        let answer = self
+            .federation
+            .send_json(&server, reqwest::Method::POST, "/_matrix/federation/v1/publicRooms", &body)
+            .await
+            .map_err(crate::services::federation::FederationError::into_api_error)?;
+        if !answer["chunk"].is_array() {
+            return Err(ApiError::new(crate::error::ErrorKind::BadGateway, "The server sent no room directory"));
+        }
+        Ok(answer)
     }
 
     async fn room_summary(&self, room_id: &str, members: i64) -> ApiResult<Value> {
