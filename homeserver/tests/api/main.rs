@@ -29,6 +29,7 @@ mod register;
 mod relations;
 mod rooms;
 mod search;
+mod spaces;
 mod sync;
 mod thumbnails;
 mod url_previews;

@@ -573,3 +573,39 @@ async def test_invites_are_rejected_and_knocks_answered_across_servers(hearth, s
     finally:
         await alice.close()
         await sam.close()
+
+
+async def test_spaces_are_walked_across_servers(hearth, synapse):
+    """Each side lists a space whose rooms live on the other server (federation /hierarchy)."""
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        # A space on Synapse with a room on Synapse; Alice joins the space, Hearth asks Synapse
+        # for the room.
+        created = await sam.room_create(name="Synapse space", visibility=RoomVisibility.public,
+                                        space=True)
+        synapse_space = created.room_id
+        created = await sam.room_create(name="Synapse room", visibility=RoomVisibility.public)
+        synapse_room = created.room_id
+        await sam.room_put_state(synapse_space, "m.space.child", {"via": [synapse.server_name]},
+                                 state_key=synapse_room)
+        join_via(alice, synapse_space, synapse.server_name)
+        path = f"/_matrix/client/v1/rooms/{urllib.parse.quote(synapse_space, safe='')}/hierarchy"
+        listed = get_json(alice, path)
+        assert [room.get("name") for room in listed["rooms"]] == ["Synapse space", "Synapse room"], listed
+
+        # A space on Hearth with a room on Hearth; Sam joins the space, Synapse asks Hearth.
+        created = await alice.room_create(name="Hearth space", visibility=RoomVisibility.public,
+                                          space=True)
+        hearth_space = created.room_id
+        created = await alice.room_create(name="Hearth room", visibility=RoomVisibility.public)
+        hearth_room = created.room_id
+        await alice.room_put_state(hearth_space, "m.space.child", {"via": [hearth.server_name]},
+                                   state_key=hearth_room)
+        join_via(sam, hearth_space, hearth.server_name)
+        path = f"/_matrix/client/v1/rooms/{urllib.parse.quote(hearth_space, safe='')}/hierarchy"
+        listed = get_json(sam, path)
+        assert [room.get("name") for room in listed["rooms"]] == ["Hearth space", "Hearth room"], listed
+    finally:
+        await alice.close()
+        await sam.close()

@@ -18,6 +18,7 @@ mod register;
 mod relations;
 mod rooms;
 mod search;
+mod spaces;
 mod sync;
 mod versions;
 
@@ -47,6 +48,6 @@ pub fn routes() -> Router<AppState> {
 pub fn versionless_routes() -> Router<AppState> {
     Router::new()
         .merge(versions::routes())
-        .nest("/_matrix/client/v1", register::v1_routes().merge(relations::v1_routes()))
+        .nest("/_matrix/client/v1", register::v1_routes().merge(relations::v1_routes()).merge(spaces::v1_routes()))
         .nest("/_matrix/client/unstable/org.matrix.msc3814.v1", dehydrated::routes())
 }

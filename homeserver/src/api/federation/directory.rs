@@ -1,6 +1,7 @@
 //! What other servers ask of this server's rooms without being in them, or to find a point in
-//! one they are in (spec: Server-Server API § Public Room Directory, § Timestamp to event): the
-//! public room directory (GET, and POST with a search filter) and the event nearest a time.
+//! one they are in (spec: Server-Server API § Public Room Directory, § Spaces, § Timestamp to
+//! event): the public room directory (GET, and POST with a search filter), a space's rooms, and
+//! the event nearest a time.
 
 use axum::{Json, Router, extract::State, routing::get};
 use serde::Deserialize;
@@ -17,6 +18,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_matrix/federation/v1/publicRooms", get(public_rooms_get).post(public_rooms_post))
         .route("/_matrix/federation/v1/timestamp_to_event/{room_id}", get(timestamp_to_event))
+        .route("/_matrix/federation/v1/hierarchy/{room_id}", get(hierarchy))
 }
 
 #[derive(Deserialize)]
@@ -73,4 +75,20 @@ async fn timestamp_to_event(
     origin_in_room(&state, &room_id, signed.origin.as_str()).await?;
     let (event_id, origin_server_ts) = state.rooms.event_near_time(&room_id, ts, forwards).await?;
     Ok(Json(json!({"event_id": event_id, "origin_server_ts": origin_server_ts})))
+}
+
+#[derive(Deserialize)]
+struct HierarchyQuery {
+    suggested_only: Option<String>,
+}
+
+/// GET /_matrix/federation/v1/hierarchy/{roomId}?suggested_only=…
+async fn hierarchy(
+    State(state): State<AppState>,
+    MatrixPath(room_id): MatrixPath<String>,
+    MatrixQuery(query): MatrixQuery<HierarchyQuery>,
+    signed: Signed<Value>,
+) -> ApiResult<Json<Value>> {
+    let suggested_only = matches!(query.suggested_only.as_deref(), Some("true"));
+    Ok(Json(state.rooms.hierarchy_for_server(signed.origin.as_str(), &room_id, suggested_only).await?))
 }

@@ -203,7 +203,7 @@ impl Rooms {
         Ok(answer)
     }
 
-    async fn room_summary(&self, room_id: &str, members: i64) -> ApiResult<Value> {
+    pub(super) async fn room_summary(&self, room_id: &str, members: i64) -> ApiResult<Value> {
         let mut summary = Map::new();
         summary.insert("room_id".into(), room_id.into());
         summary.insert("num_joined_members".into(), members.into());

@@ -9,6 +9,7 @@ pub mod federated;
 pub mod format;
 mod guests;
 mod heads;
+mod hierarchy;
 pub mod history;
 pub mod membership;
 mod memberships;
