@@ -70,8 +70,8 @@ def _drop_postgres_database(name):
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def start_server(extra_env=None, database_url=""):
-    data_dir = tempfile.mkdtemp(prefix="hearth-nio-")
+def start_server(extra_env=None, database_url="", data_dir=None):
+    data_dir = data_dir or tempfile.mkdtemp(prefix="hearth-nio-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_") and k != "RUST_LOG"}
     env.update(
         {
@@ -104,7 +104,9 @@ def start_server(extra_env=None, database_url=""):
             pytest.fail("hearth did not start:\n" + "\n".join(logs))
         match = re.search(r"client_api=(http://\S+)", line)
         if match:
-            return Server(process, match.group(1).strip('"'), data_dir, logs)
+            server = Server(process, match.group(1).strip('"'), data_dir, logs)
+            server.extra_env, server.database_url = extra_env, database_url
+            return server
         if process.poll() is not None:
             pytest.fail("hearth exited during start-up:\n" + "\n".join(logs))
 
@@ -116,6 +118,14 @@ def stop_server(server):
     except subprocess.TimeoutExpired:
         server.process.kill()
         raise
+
+
+def restart_server(server):
+    """Stops the server and starts it again on the same data and database (its client port
+    changes; listeners with fixed ports keep them)."""
+    stop_server(server)
+    fresh = start_server(server.extra_env, server.database_url, server.data_dir)
+    server.process, server.base_url, server.logs = fresh.process, fresh.base_url, fresh.logs
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -21,7 +21,7 @@ from nio import AsyncClient, RoomMessageText
 from nio.api import RoomVisibility
 from nio.responses import SyncResponse
 
-from conftest import start_server
+from conftest import restart_server, start_server
 
 PASSWORD = "correct horse battery"
 SYNAPSE_PYTHON = os.environ.get("HEARTH_TEST_SYNAPSE_PYTHON", "")
@@ -606,6 +606,42 @@ async def test_spaces_are_walked_across_servers(hearth, synapse):
         path = f"/_matrix/client/v1/rooms/{urllib.parse.quote(hearth_space, safe='')}/hierarchy"
         listed = get_json(sam, path)
         assert [room.get("name") for room in listed["rooms"]] == ["Hearth space", "Hearth room"], listed
+    finally:
+        await alice.close()
+        await sam.close()
+
+
+async def test_messages_sent_while_hearth_was_down_all_arrive(hearth, synapse):
+    """Synapse catches up a peer it could not reach before it restarted with each room's newest
+    event only; Hearth fetches the ones before it (POST /get_missing_events), so none is lost."""
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        created = await alice.room_create(name="Outage", visibility=RoomVisibility.public)
+        room_id = created.room_id
+        join_via(sam, room_id, hearth.server_name)
+        await send(sam, room_id, "before the outage")
+        await messages_until(alice, room_id, ["before the outage"])
+
+        # Hearth stops; Sam sends ten messages that Synapse cannot deliver; Synapse restarts
+        # (forgetting its queue), then Hearth comes back.
+        hearth.process.terminate()
+        hearth.process.wait(timeout=15)
+        away = [f"while Hearth was away {i}" for i in range(10)]
+        for body in away:
+            await send(sam, room_id, body)
+        synapse.stop()
+        synapse.start()
+        restart_server(hearth)
+        await alice.close()
+        returning = AsyncClient(hearth.base_url, alice.user_id)
+        returning.restore_login(alice.user_id, alice.device_id, alice.access_token)
+        alice = returning
+
+        # Alice speaks: Synapse hears from Hearth, retries it at once and catches it up.
+        await send(alice, room_id, "I'm back")
+        seen = await messages_until(alice, room_id, away, seconds=90)
+        assert [body for body in seen if body in away] == away, seen
     finally:
         await alice.close()
         await sam.close()

@@ -251,6 +251,6 @@ async fn take_in(state: &AppState, origin: &str, pdu: Value) -> (Option<String>,
         Err(error) => return (None, Err(error)),
     };
     let event_id = checked.event_id().to_string();
-    let outcome = state.rooms.append_remote(&checked).await.map_err(|error| error.message);
+    let outcome = state.rooms.append_remote_from(origin, &checked).await.map_err(|error| error.message);
     (Some(event_id), outcome)
 }

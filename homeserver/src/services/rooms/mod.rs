@@ -7,6 +7,7 @@ pub mod directory;
 mod encryption;
 pub mod federated;
 pub mod format;
+mod gaps;
 mod guests;
 mod heads;
 mod hierarchy;
