@@ -13,7 +13,7 @@ impl Db {
         display_name: Option<&str>,
         device_data: &str,
     ) -> sqlx::Result<Option<String>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let previous: Option<(String,)> = sqlx::query_as("SELECT device_id FROM dehydrated_devices WHERE user_id = $1")
             .bind(user_id)
             .fetch_optional(&mut *tx)

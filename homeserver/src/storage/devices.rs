@@ -78,7 +78,7 @@ impl Db {
 
     /// Deletes the given devices and their tokens.
     pub async fn delete_devices(&self, user_id: &str, device_ids: &[String]) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for device_id in device_ids {
             for sql in [
                 // Undelivered messages take their positions with them: keep the floor above.
@@ -104,7 +104,7 @@ impl Db {
     /// Deletes every device of the user except `keep` (if given), with their tokens.
     pub async fn delete_other_devices(&self, user_id: &str, keep: Option<&str>) -> sqlx::Result<()> {
         let keep = keep.unwrap_or("");
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "UPDATE stream_floor SET position = (SELECT MAX(stream_ordering) FROM to_device_messages WHERE user_id = $1 AND device_id <> $2)
              WHERE id = 1 AND position < (SELECT MAX(stream_ordering) FROM to_device_messages WHERE user_id = $1 AND device_id <> $2)",

@@ -95,7 +95,7 @@ impl Db {
         reason: Option<&str>,
         score: Option<i64>,
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let (max,): (Option<i64>,) = sqlx::query_as("SELECT MAX(report_id) FROM reports").fetch_one(&mut *tx).await?;
         sqlx::query("INSERT INTO reports (report_id, user_id, room_id, event_id, reason, score, ts) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(max.unwrap_or(0) + 1)

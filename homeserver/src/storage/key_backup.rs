@@ -66,7 +66,7 @@ impl Db {
     }
 
     async fn try_create_backup_version(&self, user_id: &str, algorithm: &str, auth_data: &str) -> sqlx::Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let (last,): (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM key_backup_versions WHERE user_id = $1")
             .bind(user_id)
             .fetch_one(&mut *tx)
@@ -125,7 +125,7 @@ impl Db {
 
     /// Deletes a version and every key in it; false when there was no such version.
     pub async fn delete_backup_version(&self, user_id: &str, version: i64) -> sqlx::Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE key_backup_versions SET deleted = 1 WHERE user_id = $1 AND version = $2 AND deleted = 0",
         )
@@ -151,7 +151,7 @@ impl Db {
         version: i64,
         sessions: &[BackupSession],
     ) -> sqlx::Result<usize> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // Taking the version row first serialises concurrent uploads to one backup.
         sqlx::query("UPDATE key_backup_versions SET etag = etag WHERE user_id = $1 AND version = $2")
             .bind(user_id)
@@ -234,7 +234,7 @@ impl Db {
         room_id: Option<&str>,
         session_id: Option<&str>,
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "DELETE FROM key_backup_sessions WHERE user_id = $1 AND version = $2
                AND ($3 = '' OR room_id = $3) AND ($4 = '' OR session_id = $4)",

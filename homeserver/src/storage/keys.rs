@@ -74,7 +74,7 @@ impl Db {
         device_id: &str,
         keys: &[(String, String, String)],
     ) -> sqlx::Result<Result<(), KeyConflict>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (algorithm, key_id, json) in keys {
             // Insert first, compare only when the id exists: two concurrent uploads of the
             // same keys (clients retry) both succeed instead of racing on the key.

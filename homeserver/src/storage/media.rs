@@ -122,7 +122,7 @@ impl Db {
         max_pending: i64,
     ) -> sqlx::Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let (pending,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM media WHERE uploader = $1 AND size_bytes IS NULL AND unused_expires_ts > $2",
         )
@@ -259,7 +259,7 @@ impl Db {
     /// nothing was redacted, and the user may pick it again).
     pub async fn set_profile_media(&self, user_id: &str, avatar: Option<(&str, &str)>) -> sqlx::Result<()> {
         let holder = format!("profile:{user_id}");
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM media_references WHERE holder = $1").bind(&holder).execute(&mut *tx).await?;
         if let Some((origin, media_id)) = avatar {
             sqlx::query("INSERT INTO media_references (origin, media_id, holder) VALUES ($1, $2, $3)")
@@ -325,7 +325,7 @@ impl Db {
     /// The bytes are gone: the record stays (the id is never reused), marked deleted and purged,
     /// and its thumbnails are forgotten.
     pub async fn mark_media_purged(&self, origin: &str, media_id: &str) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE media SET purged = 1, deleted_ts = COALESCE(deleted_ts, $1) WHERE origin = $2 AND media_id = $3",
         )

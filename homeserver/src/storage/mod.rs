@@ -78,6 +78,17 @@ impl Db {
         &self.pool
     }
 
+    /// Begins a transaction that writes. SQLite takes its write lock at once (BEGIN
+    /// IMMEDIATE): a deferred transaction that reads first and writes later fails outright
+    /// (SQLITE_BUSY, which busy_timeout does not wait out) when another connection wrote in
+    /// between — a 500 under concurrent writers. PostgreSQL needs nothing of the kind.
+    pub(crate) async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Closes every connection (on shutdown, so SQLite checkpoints its WAL).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -171,7 +171,7 @@ impl Db {
     /// Adds or replaces a pusher; without `append`, other users' pushers with the same app id and
     /// pushkey are removed (spec: POST /pushers/set).
     pub async fn set_pusher(&self, user_id: &str, pusher: &PusherRow, append: bool) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if !append {
             sqlx::query("DELETE FROM pushers WHERE app_id = $1 AND pushkey = $2")
                 .bind(&pusher.app_id)

@@ -25,7 +25,7 @@ impl Db {
     /// Stores the membership event, the user's membership and the stripped state in one
     /// transaction, at stream position `stream`.
     pub async fn store_out_of_band(&self, stream: i64, invite: OutOfBandMembership<'_>) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO events (stream_ordering, event_id, room_id, sender, event_type, state_key, depth, origin_server_ts, json)
              VALUES ($1, $2, $3, $4, 'm.room.member', $5, $6, $7, $8)",

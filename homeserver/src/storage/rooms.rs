@@ -70,6 +70,20 @@ pub enum PersistKind {
     StateOutlier,
     /// Only in the auth chain of that state: stored, nothing applied.
     AuthOutlier,
+    /// History from before this server joined, backfilled from another server: in the
+    /// timeline (below every sync position), nothing applied.
+    Historical,
+}
+
+impl PersistKind {
+    /// Whether the event's state and membership apply (to the current state, as of its position).
+    fn applies_state(self) -> bool {
+        matches!(self, PersistKind::Timeline | PersistKind::StateOutlier)
+    }
+
+    fn is_outlier(self) -> bool {
+        matches!(self, PersistKind::StateOutlier | PersistKind::AuthOutlier)
+    }
 }
 
 /// A user's membership of a room.
@@ -124,6 +138,53 @@ impl Db {
     /// The lowest event position (0 when none is negative): events taken in with a remote
     /// room's state get positions below it, so they sort before everything and no sync token
     /// (always positive) ever includes them as new.
+    /// The room's oldest timeline event (outliers aside).
+    pub async fn oldest_timeline_event(&self, room_id: &str) -> sqlx::Result<Option<StoredEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = $1 AND outlier = 0 ORDER BY stream_ordering ASC LIMIT 1"
+        );
+        let row: Option<EventRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).fetch_optional(self.pool()).await?;
+        Ok(row.map(to_event))
+    }
+
+    /// Which of `event_ids` are held as outliers (state or auth events taken in with a join).
+    pub async fn outlier_ids(&self, event_ids: &[String]) -> sqlx::Result<Vec<String>> {
+        let mut outliers = Vec::new();
+        for chunk in event_ids.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql =
+                format!("SELECT event_id FROM events WHERE outlier = 1 AND event_id IN ({})", placeholders.join(","));
+            let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            outliers.extend(query.fetch_all(self.pool()).await?.into_iter().map(|(id,)| id));
+        }
+        Ok(outliers)
+    }
+
+    /// Backfilled history: new events (`rows`) and outliers that turned out to be part of it
+    /// (`promoted`: event id, new position), in one transaction.
+    pub async fn store_history(
+        &self,
+        rows: Vec<(i64, EventToPersist<'_>)>,
+        promoted: &[(String, i64)],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        for (event_id, stream) in promoted {
+            sqlx::query("UPDATE events SET stream_ordering = $1, outlier = 0 WHERE event_id = $2 AND outlier = 1")
+                .bind(stream)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (stream, event) in rows {
+            self.write_event(&mut tx, stream, event).await?;
+        }
+        tx.commit().await
+    }
+
     pub async fn min_stream(&self) -> sqlx::Result<i64> {
         let (min,): (Option<i64>,) =
             sqlx::query_as("SELECT MIN(stream_ordering) FROM events").fetch_one(self.pool()).await?;
@@ -310,14 +371,14 @@ impl Db {
     /// Writes an event and everything that follows from it in one transaction, at the stream
     /// position `stream` (which the single event writer allocates).
     pub async fn persist_event(&self, stream: i64, event: EventToPersist<'_>) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.write_event(&mut tx, stream, event).await?;
         tx.commit().await
     }
 
     /// Stores several events in one transaction (a remote room's state and the join into it).
     pub async fn persist_events(&self, events: Vec<(i64, EventToPersist<'_>)>) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (stream, event) in events {
             self.write_event(&mut tx, stream, event).await?;
         }
@@ -340,8 +401,8 @@ impl Db {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO events (stream_ordering, event_id, room_id, sender, event_type, state_key, depth, origin_server_ts, json)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO events (stream_ordering, event_id, room_id, sender, event_type, state_key, depth, origin_server_ts, json, outlier)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(stream)
         .bind(event.event_id)
@@ -352,9 +413,10 @@ impl Db {
         .bind(event.depth)
         .bind(event.origin_server_ts)
         .bind(event.json)
+        .bind(i64::from(event.kind.is_outlier()))
         .execute(&mut **tx)
         .await?;
-        if let Some(state_key) = event.state_key.filter(|_| event.kind != PersistKind::AuthOutlier) {
+        if let Some(state_key) = event.state_key.filter(|_| event.kind.applies_state()) {
             sqlx::query(
                 "UPDATE room_state SET to_stream = $1 WHERE room_id = $2 AND event_type = $3 AND state_key = $4 AND to_stream IS NULL",
             )
@@ -375,9 +437,7 @@ impl Db {
             .execute(&mut **tx)
             .await?;
         }
-        if let Some((user_id, membership, displayname)) =
-            event.membership.filter(|_| event.kind != PersistKind::AuthOutlier)
-        {
+        if let Some((user_id, membership, displayname)) = event.membership.filter(|_| event.kind.applies_state()) {
             // `joined_stream` moves only when the member becomes joined (SET reads the old row).
             sqlx::query(
                 "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname, joined_stream)
@@ -575,7 +635,7 @@ impl Db {
     ) -> sqlx::Result<Vec<StoredEvent>> {
         let order = if newest_first { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3
+            "SELECT {EVENT_COLUMNS} FROM events WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3 AND outlier = 0
              ORDER BY stream_ordering {order} LIMIT $4"
         );
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -675,7 +735,7 @@ impl Db {
 
     /// Stores a sync filter and returns its id (per user, counting up from 0).
     pub async fn create_filter(&self, user_id: &str, json: &str) -> sqlx::Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let (next,): (Option<i64>,) = sqlx::query_as("SELECT MAX(filter_id) FROM filters WHERE user_id = $1")
             .bind(user_id)
             .fetch_one(&mut *tx)

@@ -25,7 +25,7 @@ impl Db {
         document: &str,
         fetched_ts: i64,
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (key_id, public_key, expired_ts) in keys {
             sqlx::query(
                 "INSERT INTO remote_server_keys

@@ -25,7 +25,7 @@ impl Db {
         deliveries: &[Delivery],
         stream: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let recorded =
             sqlx::query("INSERT INTO to_device_transactions (user_id, device_id, txn_id) VALUES ($1, $2, $3)")
                 .bind(sender.0)
@@ -59,7 +59,7 @@ impl Db {
     /// Deletes what the device received up to `up_to` (it synced past it), remembering the
     /// position so it is never handed out again after a restart.
     pub async fn acknowledge_to_device(&self, user_id: &str, device_id: &str, up_to: i64) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let deleted = sqlx::query(
             "DELETE FROM to_device_messages WHERE user_id = $1 AND device_id = $2 AND stream_ordering <= $3",
         )

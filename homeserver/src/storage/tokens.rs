@@ -29,7 +29,7 @@ impl Db {
     /// Creates the device if new, and replaces whatever tokens it had with the new ones.
     pub async fn create_session(&self, session: NewSession<'_>) -> sqlx::Result<()> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO devices (user_id, device_id, display_name, created_ts) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id, device_id) DO NOTHING",
@@ -88,7 +88,7 @@ impl Db {
         new_refresh_hash: &str,
     ) -> sqlx::Result<Option<(String, String)>> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let owner: Option<(String, String)> =
             sqlx::query_as("DELETE FROM refresh_tokens WHERE token_hash = $1 RETURNING user_id, device_id")
                 .bind(old_refresh_hash)

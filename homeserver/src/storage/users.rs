@@ -64,7 +64,7 @@ impl Db {
     /// Creates the user and, in the same transaction, its email 3PID (not yet validated).
     pub async fn create_user(&self, user: NewUser<'_>) -> Result<(), CreateUserError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO users (user_id, password_hash, displayname, created_ts, is_guest) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -155,7 +155,7 @@ impl Db {
     /// Deactivates the account in one transaction: no password, no devices, no tokens, no 3PIDs;
     /// with `erase`, no profile either. The user id stays reserved forever.
     pub async fn deactivate_user(&self, user_id: &str, erase: bool) -> sqlx::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let profile_sql = if erase {
             "UPDATE users SET deactivated = 1, password_hash = NULL, displayname = NULL, avatar_url = NULL WHERE user_id = $1"
         } else {

@@ -18,6 +18,7 @@ both_backends!(
     a_join_through_one_server_reaches_the_others,
     invites_are_rejected_across_servers,
     knocks_cross_servers,
+    history_from_before_the_join_is_backfilled,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -452,4 +453,57 @@ async fn knocks_cross_servers(backend: Backend) {
     let knock = format!("/_matrix/client/v3/knock/{}?via={}", encode(&closed), encode(b.server_name()));
     let (status, body) = a.post(&knock, Some(&carol.token), json!({})).await;
     assert_eq!((status, body["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")), "{body}");
+}
+
+async fn history_from_before_the_join_is_backfilled(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Old news"})).await;
+    let earlier: Vec<String> = (0..30).map(|i| format!("earlier {i}")).collect();
+    for body in &earlier {
+        b.send_text(&bob.token, &room_id, body).await;
+    }
+    b.put(&b.room_path(&room_id, "state/m.room.topic/"), Some(&bob.token), json!({"topic": "history"})).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    a.send_text(&alice.token, &room_id, "after joining").await;
+
+    // Alice pages back from now: her own message, her join, then B's history (asked of B as she
+    // goes), down to the room's creation.
+    let mut bodies = Vec::new();
+    let mut types = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..20 {
+        let mut query = "messages?dir=b&limit=10".to_owned();
+        if let Some(token) = &from {
+            query = format!("{query}&from={}", encode(token));
+        }
+        let (status, page) = a.get(&a.room_path(&room_id, &query), Some(&alice.token)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for event in page["chunk"].as_array().unwrap() {
+            types.push(event["type"].as_str().unwrap().to_owned());
+            if let Some(body) = event["content"]["body"].as_str() {
+                bodies.push(body.to_owned());
+            }
+        }
+        from = page["end"].as_str().map(str::to_owned);
+        if from.is_none() {
+            break;
+        }
+    }
+    let mut expected: Vec<String> = earlier.iter().rev().cloned().collect();
+    expected.insert(0, "after joining".to_owned());
+    assert_eq!(bodies, expected, "every message once, newest first");
+    assert_eq!(types.last().map(String::as_str), Some("m.room.create"), "{types:?}");
+    assert_eq!(types.iter().filter(|t| *t == "m.room.create").count(), 1, "{types:?}");
+    assert!(types.contains(&"m.room.topic".to_owned()), "{types:?}");
+
+    // Paging forwards from the start reads the same history, oldest first, without asking B.
+    let (status, page) = a.get(&a.room_path(&room_id, "messages?dir=f&limit=100"), Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let forward: Vec<&str> =
+        page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    let oldest_first: Vec<&str> = expected.iter().rev().map(String::as_str).collect();
+    assert_eq!(forward, oldest_first);
 }

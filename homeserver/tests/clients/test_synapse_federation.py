@@ -208,6 +208,21 @@ async def messages_until(client, room_id, wanted, seconds=60):
     raise AssertionError(f"not all of {wanted} arrived; saw {seen}")
 
 
+async def history(client, room_id, pages=10):
+    """Message bodies paging back (/messages dir=b) from now to the room's start."""
+    from nio.responses import RoomMessagesResponse
+
+    bodies, token = [], ""
+    for _ in range(pages):
+        page = await client.room_messages(room_id, start=token, limit=20)
+        assert isinstance(page, RoomMessagesResponse), page
+        bodies += [e.body for e in page.chunk if isinstance(e, RoomMessageText)]
+        if not page.end or not page.chunk:
+            break
+        token = page.end
+    return bodies
+
+
 async def send(client, room_id, body):
     response = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
     assert getattr(response, "event_id", None), response
@@ -229,6 +244,9 @@ async def test_rooms_span_hearth_and_synapse(hearth, synapse):
         print(f"\nHearth joined a Synapse room in {join_seconds * 1000:.0f} ms")
         sent = await send(sam, synapse_room, "hello from Synapse")
         await messages_until(alice, synapse_room, ["hello from Synapse"])
+        # What was said before she joined: Hearth backfills it from Synapse as she pages back.
+        earlier = await history(alice, synapse_room)
+        assert "history on Synapse" in earlier, earlier
         print(f"Synapse -> Hearth /sync: {(time.monotonic() - sent) * 1000:.0f} ms")
         await sam.sync(timeout=0)
         sent = await send(alice, synapse_room, "hello from Hearth")

@@ -126,22 +126,10 @@ impl Rooms {
             return Ok(());
         }
         let rules = self.rules(&room_id).await?;
-        let auth_ids: Vec<String> = ruma::state_res::Event::auth_events(pdu).map(|id| id.to_string()).collect();
-        let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        let mut cited_state: HashMap<StateKey, Pdu> = HashMap::new();
-        for stored in self.db.events(&auth_ids).await? {
-            if stored.room_id != room_id {
-                return Err(ApiError::forbidden("An auth event belongs to another room"));
-            }
-            let parsed = super::parse_stored(&stored, &rules)?;
-            if let Some(key) = parsed.state_key() {
-                cited_state.insert((parsed.event_type_str(), key.to_owned()), parsed.clone());
-            }
-            auth_events.insert(parsed.event_id().to_owned(), parsed);
-        }
-        if auth_events.len() < auth_ids.len() {
-            return Err(ApiError::forbidden("The event cites auth events this server does not have"));
-        }
+        let (mut auth_events, mut cited_state) = self
+            .cited_auth_events(pdu, &room_id, &rules)
+            .await?
+            .ok_or_else(|| ApiError::forbidden("The event cites auth events this server does not have"))?;
         let content = pdu.content_json();
         let auth_types = event_auth::auth_types_for_event(
             &pdu.event_type_str(),
@@ -189,6 +177,31 @@ impl Rooms {
             _ => slot.committed(&[Scope::Room(&room_id)]),
         };
         Ok(())
+    }
+
+    /// The auth events an event cites, by id and as state, when this server holds all of them
+    /// (None when it lacks some).
+    #[allow(clippy::type_complexity)]
+    pub(super) async fn cited_auth_events(
+        &self,
+        pdu: &Pdu,
+        room_id: &str,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+    ) -> ApiResult<Option<(HashMap<OwnedEventId, Pdu>, HashMap<StateKey, Pdu>)>> {
+        let auth_ids: Vec<String> = ruma::state_res::Event::auth_events(pdu).map(|id| id.to_string()).collect();
+        let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        let mut cited_state: HashMap<StateKey, Pdu> = HashMap::new();
+        for stored in self.db.events(&auth_ids).await? {
+            if stored.room_id != room_id {
+                return Err(ApiError::forbidden("An auth event belongs to another room"));
+            }
+            let parsed = super::parse_stored(&stored, rules)?;
+            if let Some(key) = parsed.state_key() {
+                cited_state.insert((parsed.event_type_str(), key.to_owned()), parsed.clone());
+            }
+            auth_events.insert(parsed.event_id().to_owned(), parsed);
+        }
+        Ok((auth_events.len() == auth_ids.len()).then_some((auth_events, cited_state)))
     }
 
     /// GET /make_join, /make_leave or /make_knock as the room's server: a membership event for
@@ -551,14 +564,14 @@ impl Rooms {
 }
 
 /// What storage needs of an event taken in with a remote room.
-struct Prepared {
+pub(super) struct Prepared {
     json: String,
     event_type: String,
     membership: Option<(String, Option<String>)>,
 }
 
 impl Prepared {
-    fn of(pdu: &Pdu) -> ApiResult<Self> {
+    pub(super) fn of(pdu: &Pdu) -> ApiResult<Self> {
         let event_type = pdu.event_type_str();
         let membership = if event_type == "m.room.member" {
             let content: Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
@@ -569,7 +582,7 @@ impl Prepared {
         Ok(Self { json: serde_json::to_string(pdu.json()).map_err(ApiError::internal)?, event_type, membership })
     }
 
-    fn row<'a>(
+    pub(super) fn row<'a>(
         &'a self,
         pdu: &'a Pdu,
         room_id: &'a str,

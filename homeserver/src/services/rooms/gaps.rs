@@ -1,19 +1,34 @@
 //! Gaps in a room's history that other servers fill (spec: Server-Server API § Backfilling
-//! and retrieving missing events): an event whose prev_events this server lacks — Synapse,
-//! catching a peer up after an outage, sends only each room's newest event — is preceded by
-//! the events in between, asked of the server that sent it (POST /get_missing_events) and
-//! taken in oldest first through the same checks as any other event.
+//! and retrieving missing events):
+//! - an event whose prev_events this server lacks — Synapse, catching a peer up after an
+//!   outage, sends only each room's newest event — is preceded by the events in between, asked
+//!   of the server that sent it (POST /get_missing_events) and taken in oldest first through the
+//!   same checks as any other event;
+//! - history from before this server joined a room: when /messages pages back past the oldest
+//!   event held, the events before it are asked of a server in the room (GET /backfill),
+//!   checked (signatures, content hash, and their authorization when their auth events are
+//!   held) and stored below everything held, so pagination goes on into them. Sync positions
+//!   never include them: they are history, not news.
 
-use hearth_federation::Pdu;
+use hearth_federation::{Pdu, event_auth};
 use reqwest::Method;
-use ruma::ServerName;
+use ruma::{ServerName, room_version_rules::RoomVersionRules};
 use serde_json::json;
 
-use super::Rooms;
+use std::collections::{BTreeSet, HashSet};
+
+use super::{Rooms, federated::Prepared};
 use crate::{
     error::ApiResult,
-    services::federation::{incoming, query_value},
+    services::{
+        federation::{incoming, query_value},
+        usernames::server_of,
+    },
+    storage::rooms::PersistKind,
 };
+
+/// Servers one backfill asks at most, in turn.
+const BACKFILL_SERVERS: usize = 5;
 
 /// Events one gap fill asks for at most (the spec's default is 10; Synapse asks for 10 too,
 /// repeatedly; one larger ask covers a typical outage).
@@ -71,5 +86,118 @@ impl Rooms {
             }
         }
         Ok(())
+    }
+
+    /// History before the room's oldest timeline event held, from a server in the room (GET
+    /// /backfill), at most `limit` events; whether any arrived.
+    pub(super) async fn backfill(&self, room_id: &str, limit: usize) -> ApiResult<bool> {
+        let Some(oldest) = self.db.oldest_timeline_event(room_id).await? else {
+            return Ok(false);
+        };
+        // Its prev_events held only as outliers (state taken in with the join) are history too.
+        let prevs = super::federated::cited(&oldest, "prev_events");
+        let held: HashSet<String> = self.db.events(&prevs).await?.into_iter().map(|e| e.event_id).collect();
+        let outliers: HashSet<String> = self.db.outlier_ids(&prevs).await?.into_iter().collect();
+        let from: Vec<String> = prevs.into_iter().filter(|id| !held.contains(id) || outliers.contains(id)).collect();
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let rules = self.rules(room_id).await?;
+        let servers: BTreeSet<String> = self
+            .db
+            .room_members(room_id, "join")
+            .await?
+            .iter()
+            .map(|user| server_of(user).to_owned())
+            .filter(|server| *server != self.server_name)
+            .collect();
+        let query: String = from.iter().map(|id| format!("v={}&", query_value(id))).collect();
+        let path = format!("/_matrix/federation/v1/backfill/{}?{query}limit={limit}", query_value(room_id));
+        for server in servers.iter().take(BACKFILL_SERVERS) {
+            let Ok(name) = ServerName::parse(server.as_str()) else { continue };
+            let answer = match self.federation.get(&name, &path).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    tracing::info!(%error, room_id, %server, "backfill failed");
+                    continue;
+                }
+            };
+            let mut checked = Vec::new();
+            for pdu in answer["pdus"].as_array().into_iter().flatten().take(limit.max(from.len())) {
+                match incoming::check_pdu(&self.remote_keys, pdu.clone(), &rules).await {
+                    Ok(pdu) if pdu.room_id_or_derived().is_some_and(|id| id.as_str() == room_id) => checked.push(pdu),
+                    Ok(_) => {}
+                    Err(reason) => tracing::info!(%reason, %server, "a backfilled event was refused"),
+                }
+            }
+            if self.store_backfilled(room_id, checked, &rules).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Stores backfilled events that are new to the timeline below every position held, oldest
+    /// lowest; whether there were any.
+    async fn store_backfilled(&self, room_id: &str, events: Vec<Pdu>, rules: &RoomVersionRules) -> ApiResult<bool> {
+        let mut events = events;
+        let ids: Vec<String> = events.iter().map(|pdu| pdu.event_id().to_string()).collect();
+        let held: HashSet<String> = self.db.events(&ids).await?.into_iter().map(|e| e.event_id).collect();
+        let outliers: HashSet<String> = self.db.outlier_ids(&ids).await?.into_iter().collect();
+        events.retain(|pdu| {
+            let id = pdu.event_id().as_str();
+            !held.contains(id) || outliers.contains(id)
+        });
+        let mut seen = HashSet::new();
+        events.retain(|pdu| seen.insert(pdu.event_id().to_owned()));
+        let mut authorized = Vec::with_capacity(events.len());
+        for pdu in events {
+            if self.authorized_by_its_auth_events(&pdu, room_id, rules).await {
+                authorized.push(pdu);
+            }
+        }
+        let mut events = authorized;
+        if events.is_empty() {
+            return Ok(false);
+        }
+        events.sort_by_key(|pdu| (pdu.depth(), pdu.origin_server_ts()));
+        let prepared: Vec<Prepared> = events.iter().map(Prepared::of).collect::<ApiResult<_>>()?;
+        // One writer at a time allocates positions, backfill included.
+        let _slot = self.streams.begin().await;
+        let base = self.db.min_stream().await? - events.len() as i64 - 1;
+        let mut rows = Vec::new();
+        let mut promoted = Vec::new();
+        for (index, (pdu, prepared)) in events.iter().zip(&prepared).enumerate() {
+            let position = base + index as i64;
+            if outliers.contains(pdu.event_id().as_str()) {
+                promoted.push((pdu.event_id().to_string(), position));
+            } else {
+                rows.push((position, prepared.row(pdu, room_id, &[], None, PersistKind::Historical)));
+            }
+        }
+        self.db.store_history(rows, &promoted).await?;
+        Ok(true)
+    }
+
+    /// Whether a backfilled event passes the authorization rules against the auth events it
+    /// cites (and, in v12 rooms, the create event). One whose auth events are not all held is
+    /// kept on its signatures and hash alone: its auth chain is not fetched.
+    async fn authorized_by_its_auth_events(&self, pdu: &Pdu, room_id: &str, rules: &RoomVersionRules) -> bool {
+        let Ok(Some((mut auth_events, mut cited_state))) = self.cited_auth_events(pdu, room_id, rules).await else {
+            return true;
+        };
+        if let Ok(Some(create)) = self.db.current_state_event(room_id, "m.room.create", "").await
+            && let Ok(create) = super::parse_stored(&create, rules)
+        {
+            auth_events.entry(create.event_id().to_owned()).or_insert_with(|| create.clone());
+            cited_state.entry(("m.room.create".to_owned(), String::new())).or_insert(create);
+        }
+        match event_auth::check_event(&rules.authorization, pdu, &auth_events, &cited_state) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::info!(%reason, event_id = %pdu.event_id(), "a backfilled event fails its auth events");
+                false
+            }
+        }
     }
 }

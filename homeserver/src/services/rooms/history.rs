@@ -125,11 +125,11 @@ impl HistoryView {
     /// No event at or below the returned position is visible, so reads need not fetch them.
     pub fn floor(&self) -> i64 {
         if self.everything {
-            return 0;
+            return ROOM_START;
         }
         // Visibility only changes where a setting or the viewer's membership changes; the first
         // change point (or the room's start) from which something is visible bounds the rest.
-        let mut points: Vec<i64> = std::iter::once(0)
+        let mut points: Vec<i64> = std::iter::once(ROOM_START)
             .chain(self.settings.iter().map(|(at, _)| *at))
             .chain(self.memberships.iter().map(|(at, _)| *at))
             .collect();
@@ -145,12 +145,16 @@ impl HistoryView {
                 || (membership_changes_here
                     && self.allowed(point, self.setting_before(point), self.membership_at(point)))
             {
-                return (point - 1).max(0);
+                return (point - 1).max(ROOM_START);
             }
         }
         i64::MAX
     }
 }
+
+/// Below every position an event can hold: a room's history begins here (history backfilled
+/// from other servers sits below position 0).
+pub const ROOM_START: i64 = i64::MIN / 4;
 
 #[cfg(test)]
 mod tests {
@@ -186,7 +190,7 @@ mod tests {
         let view = view(&[(3, HistorySetting::Shared)], &[(10, "join")]);
         assert!(view.can_see(&message(5)));
         assert!(view.can_see(&message(12)));
-        assert_eq!(view.floor(), 0);
+        assert_eq!(view.floor(), ROOM_START);
     }
 
     #[test]
@@ -197,8 +201,8 @@ mod tests {
         assert!(view.can_see(&message(11)));
         assert!(view.can_see(&event(20, "m.room.member", Some("@b:hs"))), "their own leave, by its before-state");
         assert!(!view.can_see(&message(21)));
-        assert_eq!(view.floor(), 0, "what came before the setting was shared, and they joined later");
-        let from_the_start = self::view(&[(0, HistorySetting::Joined)], &[(10, "join")]);
+        assert_eq!(view.floor(), ROOM_START, "what came before the setting was shared, and they joined later");
+        let from_the_start = self::view(&[(ROOM_START, HistorySetting::Joined)], &[(10, "join")]);
         assert_eq!(from_the_start.floor(), 9, "nothing before their join");
     }
 

@@ -76,9 +76,15 @@ impl Rooms {
 
     pub(super) async fn load_history_settings(&self, room_id: &str) -> ApiResult<SettingChanges> {
         let changes = self.db.state_changes(room_id, "m.room.history_visibility", "").await?;
-        Ok(std::sync::Arc::new(
-            changes.into_iter().map(|(stream, content)| (stream, HistorySetting::from_content(&content))).collect(),
-        ))
+        let mut settings: Vec<(i64, HistorySetting)> =
+            changes.into_iter().map(|(stream, content)| (stream, HistorySetting::from_content(&content))).collect();
+        // A room joined through another server knows its setting as of the join (an outlier
+        // below position 0): history backfilled from before it is judged by that setting, not
+        // by the spec's default for rooms that never set one.
+        if let Some(first) = settings.first_mut().filter(|(stream, _)| *stream < 0) {
+            first.0 = super::history::ROOM_START;
+        }
+        Ok(std::sync::Arc::new(settings))
     }
 
     /// Which events of the room `user_id` may see (spec: § History visibility), for a caller
@@ -188,20 +194,36 @@ impl Rooms {
         let from = match from {
             Some(token) => StreamToken::parse(token)?.0,
             None if backwards => ceiling,
-            None => 0,
+            None => super::history::ROOM_START,
         };
         let to = to.map(StreamToken::parse).transpose()?.map(|t| t.0);
         let limit = limit.clamp(1, 1000);
         // The page covers (bottom, top]; nothing at or below the view's floor is visible.
         let (bottom, top) = if backwards {
-            (to.unwrap_or(0).max(view.floor()), from.min(ceiling))
+            (to.unwrap_or(super::history::ROOM_START).max(view.floor()), from.min(ceiling))
         } else {
             (from.max(view.floor()), to.unwrap_or(ceiling).min(ceiling))
         };
         let wanted = |e: &StoredEvent| {
             (e.state_key.is_some() || !ignored.contains(&e.sender)) && filter.allows(e) && view.can_see(e)
         };
-        let (visible, reached) = self.scan(room_id, bottom, top, backwards, limit, wanted).await?;
+        let (mut visible, mut reached) = self.scan(room_id, bottom, top, backwards, limit, &wanted).await?;
+        // Paging back past the oldest event held, in a room joined through another server: the
+        // history before it is asked of the room's other servers, then read on into.
+        if backwards && reached.is_none() && (visible.len() as i64) < limit && to.is_none() {
+            let wanted_more = (limit - visible.len() as i64).clamp(10, 100) as usize;
+            match self.backfill(room_id, wanted_more).await {
+                Ok(true) => {
+                    let below = visible.last().map_or(top, |oldest| oldest.stream - 1);
+                    let (older, next) =
+                        self.scan(room_id, bottom, below, true, limit - visible.len() as i64, &wanted).await?;
+                    visible.extend(older);
+                    reached = next;
+                }
+                Ok(false) => {}
+                Err(error) => tracing::info!(?error, room_id, "backfill failed"),
+            }
+        }
         // `reached` is where the scan stopped; the next page continues from there.
         let end = reached.map(|position| StreamToken(position).to_string());
         let chunk = self.format_for(user_id, &visible, false).await?;

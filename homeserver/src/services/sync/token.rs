@@ -35,7 +35,15 @@ impl std::fmt::Display for SyncToken {
 pub struct StreamToken(pub i64);
 
 impl StreamToken {
+    /// A pagination token, or a sync token (its stream part). Pagination positions may be
+    /// negative: history backfilled from other servers sits below every sync position.
     pub fn parse(token: &str) -> ApiResult<Self> {
+        let invalid = || ApiError::invalid_param(format!("Invalid token {token:?}"));
+        let body = token.strip_prefix('s').ok_or_else(invalid)?;
+        if let Some(negative) = body.strip_prefix('-') {
+            let position = negative.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(invalid)?;
+            return Ok(StreamToken(-position));
+        }
         SyncToken::parse(token).map(|t| StreamToken(t.stream))
     }
 }
@@ -55,6 +63,10 @@ mod tests {
         assert_eq!(StreamToken::parse("s42").unwrap(), StreamToken(42));
         assert_eq!(StreamToken::parse("s42_7").unwrap(), StreamToken(42));
         assert_eq!(StreamToken(7).to_string(), "s7");
+        assert_eq!(StreamToken::parse(&StreamToken(-12).to_string()).unwrap(), StreamToken(-12));
+        for bad in ["s-", "s--1", "s-0", "s-1_2", "s-x"] {
+            assert!(StreamToken::parse(bad).is_err(), "{bad}");
+        }
         let token = SyncToken { stream: 3, typing: 9 };
         assert_eq!(SyncToken::parse(&token.to_string()).unwrap(), token);
         assert_eq!(SyncToken::parse("s5").unwrap(), SyncToken { stream: 5, typing: 0 });
