@@ -59,6 +59,15 @@ pub struct EventToPersist<'a> {
     pub kind: PersistKind,
 }
 
+/// A state entry a rejoin changes: the event now in force, and for a membership event the
+/// membership and display name.
+pub struct StateReset<'a> {
+    pub event_type: &'a str,
+    pub state_key: &'a str,
+    pub event_id: &'a str,
+    pub membership: Option<(&'a str, Option<&'a str>)>,
+}
+
 /// How an event enters the room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PersistKind {
@@ -138,6 +147,20 @@ impl Db {
     /// The lowest event position (0 when none is negative): events taken in with a remote
     /// room's state get positions below it, so they sort before everything and no sync token
     /// (always positive) ever includes them as new.
+    /// Whether a user of `server_name` is joined to the room (that server is in it).
+    pub async fn has_joined_member_of(&self, room_id: &str, server_name: &str) -> sqlx::Result<bool> {
+        let suffix = format!(":{server_name}");
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM room_memberships WHERE room_id = $1 AND membership = 'join'
+               AND substr(user_id, length(user_id) - length($2) + 1) = $2 LIMIT 1",
+        )
+        .bind(room_id)
+        .bind(&suffix)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The room's oldest timeline event (outliers aside).
     pub async fn oldest_timeline_event(&self, room_id: &str) -> sqlx::Result<Option<StoredEvent>> {
         let sql = format!(
@@ -376,6 +399,33 @@ impl Db {
         tx.commit().await
     }
 
+    /// Rejoining a room this server had left, through another server, in one transaction:
+    /// the events new to this server (outliers), the room's state as that server sent it (each
+    /// entry that differs from what is held applies from the join's position `stream`), the
+    /// stale forward extremities dropped, then the join.
+    pub async fn rejoin_room(
+        &self,
+        outliers: Vec<(i64, EventToPersist<'_>)>,
+        changed_state: &[StateReset<'_>],
+        stream: i64,
+        join: EventToPersist<'_>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        for (position, event) in outliers {
+            self.write_event(&mut tx, position, event).await?;
+        }
+        for reset in changed_state {
+            set_state(&mut tx, join.room_id, reset.event_type, reset.state_key, reset.event_id, stream).await?;
+            if let Some((membership, displayname)) = reset.membership {
+                let member = (reset.state_key, membership, displayname);
+                set_membership(&mut tx, join.room_id, member, reset.event_id, stream).await?;
+            }
+        }
+        sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1").bind(join.room_id).execute(&mut *tx).await?;
+        self.write_event(&mut tx, stream, join).await?;
+        tx.commit().await
+    }
+
     /// Stores several events in one transaction (a remote room's state and the join into it).
     pub async fn persist_events(&self, events: Vec<(i64, EventToPersist<'_>)>) -> sqlx::Result<()> {
         let mut tx = self.begin_write().await?;
@@ -417,42 +467,10 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         if let Some(state_key) = event.state_key.filter(|_| event.kind.applies_state()) {
-            sqlx::query(
-                "UPDATE room_state SET to_stream = $1 WHERE room_id = $2 AND event_type = $3 AND state_key = $4 AND to_stream IS NULL",
-            )
-            .bind(stream)
-            .bind(event.room_id)
-            .bind(event.event_type)
-            .bind(state_key)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO room_state (room_id, event_type, state_key, event_id, from_stream, to_stream) VALUES ($1, $2, $3, $4, $5, NULL)",
-            )
-            .bind(event.room_id)
-            .bind(event.event_type)
-            .bind(state_key)
-            .bind(event.event_id)
-            .bind(stream)
-            .execute(&mut **tx)
-            .await?;
+            set_state(tx, event.room_id, event.event_type, state_key, event.event_id, stream).await?;
         }
         if let Some((user_id, membership, displayname)) = event.membership.filter(|_| event.kind.applies_state()) {
-            // `joined_stream` moves only when the member becomes joined (SET reads the old row).
-            sqlx::query(
-                "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname, joined_stream)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, CASE WHEN $3 = 'join' THEN $5 ELSE 0 END)
-                 ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0, displayname = $6,
-                   joined_stream = CASE WHEN $3 = 'join' AND room_memberships.membership <> 'join' THEN $5 ELSE room_memberships.joined_stream END",
-            )
-            .bind(event.room_id)
-            .bind(user_id)
-            .bind(membership)
-            .bind(event.event_id)
-            .bind(stream)
-            .bind(displayname)
-            .execute(&mut **tx)
-            .await?;
+            set_membership(tx, event.room_id, (user_id, membership, displayname), event.event_id, stream).await?;
         }
         if let Some(shared) = event.shared_push {
             sqlx::query(
@@ -783,4 +801,61 @@ impl Db {
         }
         Ok(out)
     }
+}
+
+/// Makes `event_id` the room's state for (`event_type`, `state_key`) from position `stream` on.
+async fn set_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room_id: &str,
+    event_type: &str,
+    state_key: &str,
+    event_id: &str,
+    stream: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE room_state SET to_stream = $1 WHERE room_id = $2 AND event_type = $3 AND state_key = $4 AND to_stream IS NULL",
+    )
+    .bind(stream)
+    .bind(room_id)
+    .bind(event_type)
+    .bind(state_key)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO room_state (room_id, event_type, state_key, event_id, from_stream, to_stream) VALUES ($1, $2, $3, $4, $5, NULL)",
+    )
+    .bind(room_id)
+    .bind(event_type)
+    .bind(state_key)
+    .bind(event_id)
+    .bind(stream)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records a member's membership (user, membership, display name) as of `event_id` at `stream`.
+async fn set_membership(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    room_id: &str,
+    (user_id, membership, displayname): (&str, &str, Option<&str>),
+    event_id: &str,
+    stream: i64,
+) -> sqlx::Result<()> {
+    // `joined_stream` moves only when the member becomes joined (SET reads the old row).
+    sqlx::query(
+        "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering, forgotten, displayname, joined_stream)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, CASE WHEN $3 = 'join' THEN $5 ELSE 0 END)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET membership = $3, event_id = $4, stream_ordering = $5, forgotten = 0, displayname = $6,
+           joined_stream = CASE WHEN $3 = 'join' AND room_memberships.membership <> 'join' THEN $5 ELSE room_memberships.joined_stream END",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(membership)
+    .bind(event_id)
+    .bind(stream)
+    .bind(displayname)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -19,6 +19,7 @@ both_backends!(
     invites_are_rejected_across_servers,
     knocks_cross_servers,
     history_from_before_the_join_is_backfilled,
+    a_remote_room_is_left_and_rejoined,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -506,4 +507,67 @@ async fn history_from_before_the_join_is_backfilled(backend: Backend) {
         page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
     let oldest_first: Vec<&str> = expected.iter().rev().map(String::as_str).collect();
     assert_eq!(forward, oldest_first);
+}
+
+async fn a_remote_room_is_left_and_rejoined(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let carol = b.register("carol").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Club"})).await;
+    let via_b = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&via_b, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+
+    // Alice leaves; while A is out of the room, it is renamed and Carol joins.
+    assert_eq!(a.post(&a.room_path(&room_id, "leave"), Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "leave").await;
+    let rename = b.room_path(&room_id, "state/m.room.name/");
+    assert_eq!(b.put(&rename, Some(&bob.token), json!({"name": "Club, renamed"})).await.0, StatusCode::OK);
+    assert_eq!(b.join(&carol.token, &room_id).await.0, StatusCode::OK);
+    b.send_text(&bob.token, &room_id, "you missed this").await;
+
+    // She rejoins through B: A takes in the room's state as it is now.
+    let (status, body) = a.post(&via_b, Some(&alice.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, name) = a.get(&a.room_path(&room_id, "state/m.room.name/"), Some(&alice.token)).await;
+    assert_eq!(name["name"], "Club, renamed");
+    let (_, members) = a.get(&a.room_path(&room_id, "joined_members"), Some(&alice.token)).await;
+    let mut joined: Vec<&String> = members["joined"].as_object().unwrap().keys().collect();
+    joined.sort();
+    let mut expected = vec![&alice.user_id, &bob.user_id, &carol.user_id];
+    expected.sort();
+    assert_eq!(joined, expected, "{members}");
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "join").await;
+    b.send_text(&bob.token, &room_id, "welcome back").await;
+    sync_until(&a, &alice, &room_id, None, |seen| seen.contains(&"welcome back".into())).await;
+    a.send_text(&alice.token, &room_id, "glad to be back").await;
+    sync_until(&b, &carol, &room_id, None, |seen| seen.contains(&"glad to be back".into())).await;
+
+    // Out again, then invited back: the invite reaches her although A is no longer in the room,
+    // and she accepts it without naming a server.
+    assert_eq!(a.post(&a.room_path(&room_id, "leave"), Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "leave").await;
+    let invite = b.room_path(&room_id, "invite");
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    let state = invited(&a, &alice, &room_id).await;
+    assert!(state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Club, renamed"), "{state:?}");
+    let (status, body) = a.join(&alice.token, &room_id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "join").await;
+
+    // Out once more, invited, and this time she declines: B hears it.
+    assert_eq!(a.post(&a.room_path(&room_id, "leave"), Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "leave").await;
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "invite").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = a.post(&a.room_path(&room_id, "leave"), Some(&alice.token), json!({})).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the invite never reached A: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    membership_becomes(&b, &bob, &room_id, &alice.user_id, "leave").await;
 }

@@ -16,7 +16,7 @@ use super::auth::Signed;
 use crate::{
     api::extract::{MatrixPath, query_values},
     error::{ApiError, ApiResult},
-    services::federation::incoming,
+    services::{federation::incoming, usernames::server_of},
     state::AppState,
 };
 
@@ -90,14 +90,21 @@ fn versions(uri: &Uri) -> Vec<String> {
     if versions.is_empty() { vec!["1".to_owned()] } else { versions }
 }
 
-/// PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}
+/// PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}[?omit_members=true]
 async fn send_join(
     State(state): State<AppState>,
     MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
+    uri: Uri,
     signed: Signed<Value>,
 ) -> ApiResult<Json<Value>> {
+    let omit_members = match query_values(&uri, "omit_members").first().map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::invalid_param("omit_members must be true or false")),
+    };
     state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
-    let answer = state.rooms.receive_join(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
+    let answer =
+        state.rooms.receive_join(signed.origin.as_str(), &room_id, &event_id, signed.body, omit_members).await?;
     Ok(Json(answer))
 }
 
@@ -245,6 +252,16 @@ async fn take_in(state: &AppState, origin: &str, pdu: Value) -> (Option<String>,
     };
     if let Err(error) = state.rooms.check_server_acl(&room_id, origin).await {
         return (None, Err(error.message));
+    }
+    // A membership event for a local user of a room this server has left (an invite withdrawn
+    // or a knock refused since) is out of band too.
+    let local_target = pdu["type"] == "m.room.member"
+        && pdu["state_key"].as_str().is_some_and(|user| server_of(user) == state.config.server_name);
+    if local_target && !state.rooms.server_in_room(&room_id).await.unwrap_or(true) {
+        return match state.rooms.receive_out_of_band(origin, &room_id, pdu).await {
+            Ok(event_id) => (Some(event_id), Ok(())),
+            Err(error) => (None, Err(error)),
+        };
     }
     let checked = match incoming::check_pdu(&state.remote_keys, pdu, &rules).await {
         Ok(checked) => checked,

@@ -28,7 +28,7 @@ use crate::{
     },
     storage::{
         now_ms,
-        rooms::{EventToPersist, MembershipRecord, PersistKind, StoredEvent},
+        rooms::{EventToPersist, MembershipRecord, PersistKind, StateReset, StoredEvent},
     },
 };
 
@@ -179,6 +179,11 @@ impl Rooms {
         Ok(())
     }
 
+    /// Whether this server is in the room: it holds the room and one of its users is joined.
+    pub async fn server_in_room(&self, room_id: &str) -> ApiResult<bool> {
+        Ok(self.db.has_joined_member_of(room_id, &self.server_name).await?)
+    }
+
     /// The auth events an event cites, by id and as state, when this server holds all of them
     /// (None when it lacks some).
     #[allow(clippy::type_complexity)]
@@ -302,24 +307,82 @@ impl Rooms {
     }
 
     /// PUT /send_join as the room's server: takes in the signed join and answers the room's
-    /// state before it and the auth chain of that state.
-    pub async fn receive_join(&self, origin: &str, room_id: &str, event_id: &str, event: Value) -> ApiResult<Value> {
+    /// state before it and the auth chain of that state. With `omit_members` (what Synapse
+    /// asks for, to join large rooms fast) the state leaves out other users' membership events
+    /// — all but the joining user's own, those the join cites, and, in a room with neither name
+    /// nor canonical alias, the few members clients name it after — and the auth chain leaves
+    /// out what the state already holds; the joining server fetches the rest (/state_ids,
+    /// /state) later.
+    pub async fn receive_join(
+        &self,
+        origin: &str,
+        room_id: &str,
+        event_id: &str,
+        event: Value,
+        omit_members: bool,
+    ) -> ApiResult<Value> {
         self.receive_membership(origin, room_id, event_id, event, "join").await?;
         let joined_at = self.db.event(event_id).await?.ok_or_else(|| ApiError::internal("join not stored"))?;
-        let state_ids: Vec<String> =
-            self.db.state_at(room_id, joined_at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
+        let entries = self.db.state_at(room_id, joined_at.stream - 1).await?;
+        // The servers with joined members before this join.
+        let joiner = joined_at.state_key.as_deref().unwrap_or_default();
+        let servers: BTreeSet<String> = self
+            .db
+            .room_members(room_id, "join")
+            .await?
+            .iter()
+            .filter(|user| user.as_str() != joiner)
+            .map(|user| server_of(user).to_owned())
+            .collect();
+        let state_ids: Vec<String> = if omit_members {
+            self.partial_state_ids(room_id, &entries, &joined_at).await?
+        } else {
+            entries.into_iter().map(|entry| entry.event_id).collect()
+        };
         let state = self.db.events(&state_ids).await?;
-        let auth_chain = self.auth_chain(state.iter().chain(std::iter::once(&joined_at))).await?;
-        let servers: BTreeSet<String> =
-            self.db.room_members(room_id, "join").await?.iter().map(|user| server_of(user).to_owned()).collect();
+        let mut auth_chain = self.auth_chain(state.iter().chain(std::iter::once(&joined_at))).await?;
+        if omit_members {
+            let in_state: HashSet<&str> = state_ids.iter().map(String::as_str).collect();
+            auth_chain.retain(|event| !in_state.contains(event.event_id.as_str()));
+        }
         Ok(json!({
             "origin": self.server_name,
             "event": raw_json(&joined_at),
             "state": state.iter().map(raw_json).collect::<Vec<_>>(),
             "auth_chain": auth_chain.iter().map(raw_json).collect::<Vec<_>>(),
-            "members_omitted": false,
+            "members_omitted": omit_members,
             "servers_in_room": servers,
         }))
+    }
+
+    /// The state a join with `omit_members` is answered: every non-membership event, the
+    /// joining user's own membership, the memberships the join cites, and (a room without name
+    /// or canonical alias) the memberships of up to five members clients name the room after.
+    async fn partial_state_ids(
+        &self,
+        room_id: &str,
+        entries: &[crate::storage::rooms::StateEntry],
+        join: &StoredEvent,
+    ) -> ApiResult<Vec<String>> {
+        let joiner = join.state_key.as_deref().unwrap_or_default();
+        let cited_by_join: HashSet<String> = cited(join, "auth_events").into_iter().collect();
+        let unnamed =
+            !entries.iter().any(|e| matches!(e.event_type.as_str(), "m.room.name" | "m.room.canonical_alias"));
+        let heroes: HashSet<String> = if unnamed {
+            self.db.room_members(room_id, "join").await?.into_iter().filter(|user| user != joiner).take(5).collect()
+        } else {
+            HashSet::new()
+        };
+        Ok(entries
+            .iter()
+            .filter(|entry| {
+                entry.event_type != "m.room.member"
+                    || entry.state_key == joiner
+                    || heroes.contains(&entry.state_key)
+                    || cited_by_join.contains(&entry.event_id)
+            })
+            .map(|entry| entry.event_id.clone())
+            .collect())
     }
 
     /// The room's state shown to someone outside it (an invitee, a knocker): the
@@ -466,10 +529,9 @@ impl Rooms {
         join: &Pdu,
     ) -> ApiResult<()> {
         let slot = self.streams.begin().await;
-        if self.db.room_version(room_id).await?.is_some() {
-            return Err(ApiError::forbidden(
-                "This server was in the room before; rejoining a room on another server is not supported yet",
-            ));
+        let rejoin = self.db.room_version(room_id).await?.is_some();
+        if rejoin && self.server_in_room(room_id).await? {
+            return Err(ApiError::forbidden("This server joined the room meanwhile; join again"));
         }
         let state_ids: HashSet<&EventId> = state.values().map(|pdu| pdu.event_id()).collect();
         // Events already held (an invite that came before the join) are not stored twice.
@@ -485,20 +547,61 @@ impl Rooms {
         let join_prev: Vec<String> = ruma::state_res::Event::prev_events(join).map(|id| id.to_string()).collect();
         let mut rows: Vec<(i64, EventToPersist<'_>)> = Vec::new();
         for (index, (pdu, prepared)) in ordered.iter().zip(&prepared).enumerate() {
-            let kind =
-                if state_ids.contains(pdu.event_id()) { PersistKind::StateOutlier } else { PersistKind::AuthOutlier };
+            // Rejoining, the state applies as a whole at the join (below), not event by event.
+            let kind = if state_ids.contains(pdu.event_id()) && !rejoin {
+                PersistKind::StateOutlier
+            } else {
+                PersistKind::AuthOutlier
+            };
             let new_room = (pdu.event_id() == create.event_id()).then_some((version, creator.as_str()));
             rows.push((base + index as i64, prepared.row(pdu, room_id, &[], new_room, kind)));
         }
         let stream = slot.position();
-        rows.push((stream, join_prepared.row(join, room_id, &join_prev, None, PersistKind::Timeline)));
-        self.db.persist_events(rows).await?;
+        let join_row = join_prepared.row(join, room_id, &join_prev, None, PersistKind::Timeline);
+        let mut changed_members: Vec<(String, String)> = Vec::new();
+        if rejoin {
+            let held_state: HashMap<StateKey, String> = self
+                .db
+                .current_state(room_id)
+                .await?
+                .into_iter()
+                .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
+                .collect();
+            let changed: Vec<(&StateKey, &Pdu, Option<MemberInfo>)> = state
+                .iter()
+                .filter(|(key, pdu)| held_state.get(*key).map(String::as_str) != Some(pdu.event_id().as_str()))
+                .map(|(key, pdu)| (key, pdu, Prepared::of(pdu).ok().and_then(|p| p.membership)))
+                .collect();
+            let resets: Vec<StateReset<'_>> = changed
+                .iter()
+                .map(|(key, pdu, membership)| StateReset {
+                    event_type: &key.0,
+                    state_key: &key.1,
+                    event_id: pdu.event_id().as_str(),
+                    membership: membership.as_ref().map(|(m, name)| (m.as_str(), name.as_deref())),
+                })
+                .collect();
+            changed_members = changed
+                .iter()
+                .filter_map(|(key, _, membership)| Some((key.1.clone(), membership.as_ref()?.0.clone())))
+                .collect();
+            self.db.rejoin_room(rows, &resets, stream, join_row).await?;
+        } else {
+            rows.push((stream, join_row));
+            self.db.persist_events(rows).await?;
+        }
 
         // In-memory views start over from storage for this room.
         self.heads.forget_room(room_id);
         self.versions.lock().expect("versions lock").remove(room_id);
         self.refresh_history_settings(room_id).await;
         let target = join.sender().as_str();
+        // Local users whose membership changed while this server was away.
+        for (user, _) in changed_members.iter().filter(|(user, _)| server_of(user) == self.server_name) {
+            if let Some(record) = self.db.membership(room_id, user).await? {
+                self.memberships.apply(user, record);
+            }
+        }
         self.memberships.apply(
             target,
             MembershipRecord {
@@ -563,11 +666,14 @@ impl Rooms {
     }
 }
 
+/// A membership event's membership and display name.
+type MemberInfo = (String, Option<String>);
+
 /// What storage needs of an event taken in with a remote room.
 pub(super) struct Prepared {
     json: String,
     event_type: String,
-    membership: Option<(String, Option<String>)>,
+    membership: Option<MemberInfo>,
 }
 
 impl Prepared {

@@ -5,7 +5,10 @@
 use serde_json::{Value, json};
 
 use super::{NewEvent, Rooms};
-use crate::error::{ApiError, ApiResult};
+use crate::{
+    error::{ApiError, ApiResult},
+    services::usernames::server_of,
+};
 
 impl Rooms {
     /// Appends an m.room.member event for `target`; the auth rules decide whether `sender` may.
@@ -95,14 +98,22 @@ impl Rooms {
             ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
             (room_id_or_alias.to_owned(), Vec::new())
         };
-        if self.db.room_version(&room_id).await?.is_none() {
-            if is_guest {
-                return Err(ApiError::forbidden("Guests cannot join rooms on other servers"));
-            }
+        if !self.server_in_room(&room_id).await? {
+            let known = self.db.room_version(&room_id).await?.is_some();
             servers.splice(0..0, via.iter().cloned());
             // Invited from another server: that server is in the room.
             servers.extend(self.remote_inviter_server(&room_id, user_id).await?);
-            return self.join_remote(user_id, &room_id, &servers).await;
+            // A room this server left: the servers its members were on when it did.
+            if known {
+                servers.extend(self.db.room_members(&room_id, "join").await?.iter().map(|u| server_of(u).to_owned()));
+            }
+            // A room only this server ever held is joined here, like any local room.
+            if !known || !self.candidate_servers(&room_id, &servers).is_empty() {
+                if is_guest {
+                    return Err(ApiError::forbidden("Guests cannot join rooms on other servers"));
+                }
+                return self.join_remote(user_id, &room_id, &servers).await;
+            }
         }
         if self.db.membership(&room_id, user_id).await?.is_some_and(|m| m.membership == "join") {
             return Ok(room_id);
@@ -130,9 +141,15 @@ impl Rooms {
             ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
             (room_id_or_alias.to_owned(), Vec::new())
         };
-        if self.db.room_version(&room_id).await?.is_none() {
+        if !self.server_in_room(&room_id).await? {
+            let known = self.db.room_version(&room_id).await?.is_some();
             servers.splice(0..0, via.iter().cloned());
-            return self.knock_remote(user_id, &room_id, &servers, reason).await;
+            if known {
+                servers.extend(self.db.room_members(&room_id, "join").await?.iter().map(|u| server_of(u).to_owned()));
+            }
+            if !known || !self.candidate_servers(&room_id, &servers).is_empty() {
+                return self.knock_remote(user_id, &room_id, &servers, reason).await;
+            }
         }
         let mut content = self.member_content(user_id, "knock").await?;
         if let Some(reason) = reason {
@@ -191,7 +208,7 @@ impl Rooms {
         reason: Option<&str>,
     ) -> ApiResult<()> {
         ruma::UserId::parse(target).map_err(|_| ApiError::invalid_param("Invalid user id"))?;
-        if sender == target && membership == "leave" && self.db.room_version(room_id).await?.is_none() {
+        if sender == target && membership == "leave" && self.is_out_of_band(room_id, sender).await? {
             // An invite or knock into a room on another server.
             return self.leave_out_of_band(sender, room_id, reason).await;
         }

@@ -206,6 +206,19 @@ impl Rooms {
         self.keep_out_of_band(signed, "leave", None).await
     }
 
+    /// Whether the user's membership of the room is out of band: the room is unknown here, or
+    /// their current membership is the invite or knock kept for a room this server is not in.
+    pub(super) async fn is_out_of_band(&self, room_id: &str, user_id: &str) -> ApiResult<bool> {
+        if self.db.room_version(room_id).await?.is_none() {
+            return Ok(true);
+        }
+        let Some(current) = self.db.membership(room_id, user_id).await? else {
+            return Ok(false);
+        };
+        let kept = self.db.remote_invite(room_id, user_id).await?;
+        Ok(kept.is_some_and(|(_, event_id)| event_id == current.event_id) && !self.server_in_room(room_id).await?)
+    }
+
     /// The servers known to be in a room this server is not in: the sender of the user's
     /// invite, and the senders of the stripped state it (or a knock) brought.
     async fn out_of_band_servers(&self, room_id: &str, user_id: &str) -> ApiResult<Vec<String>> {
@@ -378,8 +391,8 @@ impl Rooms {
         let mut object = pdu.json().clone();
         self.signing_key.hash_and_sign_event(&self.server_name, &mut object, &rules).map_err(ApiError::internal)?;
         let signed = Pdu::from_signed(pdu.event_id().to_owned(), object, &rules).map_err(ApiError::internal)?;
-        if self.db.room_version(room_id).await?.is_some() {
-            // A room this server knows: the invite is an ordinary event of it.
+        if self.server_in_room(room_id).await? {
+            // A room this server is in: the invite is an ordinary event of it.
             if let Err(error) = self.append_remote(&signed).await {
                 tracing::info!(?error, room_id, "an invite into a known room was not taken in");
             }

@@ -575,17 +575,18 @@ impl SyncService {
     }
 
     async fn invite_state(&self, record: &MembershipRecord) -> ApiResult<Vec<Value>> {
-        let entries = self.db.state_at(&record.room_id, record.stream).await?;
-        if entries.is_empty() {
-            // An invite into a room on another server: the stripped state its server sent,
-            // then the invite itself.
-            let user_id = self.db.event(&record.event_id).await?.and_then(|e| e.state_key).unwrap_or_default();
-            if let Some((state, _)) = self.db.remote_invite(&record.room_id, &user_id).await? {
-                let mut events: Vec<Value> = serde_json::from_str(&state).unwrap_or_default();
-                events.extend(self.db.event(&record.event_id).await?.as_ref().map(stripped_state));
-                return Ok(events);
-            }
+        // An invite into (or knock on) a room this server is not in: the stripped state the
+        // room's server sent, then the membership event itself.
+        let membership_event = self.db.event(&record.event_id).await?;
+        let user_id = membership_event.as_ref().and_then(|e| e.state_key.clone()).unwrap_or_default();
+        if let Some((state, event_id)) = self.db.remote_invite(&record.room_id, &user_id).await?
+            && event_id == record.event_id
+        {
+            let mut events: Vec<Value> = serde_json::from_str(&state).unwrap_or_default();
+            events.extend(membership_event.as_ref().map(stripped_state));
+            return Ok(events);
         }
+        let entries = self.db.state_at(&record.room_id, record.stream).await?;
         let ids: Vec<String> = entries
             .into_iter()
             .filter(|e| INVITE_STATE_TYPES.contains(&e.event_type.as_str()) || e.event_id == record.event_id)
