@@ -663,3 +663,31 @@ async def test_messages_sent_while_hearth_was_down_all_arrive(hearth, synapse):
     finally:
         await alice.close()
         await sam.close()
+
+
+async def test_a_synapse_room_is_left_and_rejoined(hearth, synapse):
+    """Alice (Hearth) leaves a Synapse room, it changes while she is away, she rejoins and sees
+    it as it is now, and messages flow again both ways."""
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        created = await sam.room_create(name="Before", visibility=RoomVisibility.public)
+        room_id = created.room_id
+        join_via(alice, room_id, synapse.server_name)
+        left = await alice.room_leave(room_id)
+        assert not hasattr(left, "status_code"), left
+        await membership_becomes(sam, room_id, alice.user_id, "leave")
+        await sam.room_put_state(room_id, "m.room.name", {"name": "After"})
+        await send(sam, room_id, "while you were out")
+
+        join_via(alice, room_id, synapse.server_name)
+        name = await alice.room_get_state_event(room_id, "m.room.name")
+        assert getattr(name, "content", {}).get("name") == "After", name
+        await send(sam, room_id, "welcome back")
+        await messages_until(alice, room_id, ["welcome back"])
+        await sam.sync(timeout=0)
+        await send(alice, room_id, "good to be back")
+        await messages_until(sam, room_id, ["good to be back"])
+    finally:
+        await alice.close()
+        await sam.close()
