@@ -15,4 +15,4 @@ pub mod signing_key;
 
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
 pub use pdu::{NewPdu, Pdu, PduError};
-pub use signing_key::{SigningKey, SigningKeyError};
+pub use signing_key::{OldVerifyKey, SigningKey, SigningKeyError};

@@ -126,6 +126,75 @@ impl SigningKey {
     }
 }
 
+/// A key this server signed with before a rotation: still published (as `old_verify_keys`) so
+/// signatures made with it, on events especially, keep verifying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldVerifyKey {
+    pub key_id: String,
+    /// Unpadded standard base64.
+    pub public_key: String,
+    /// When the key stopped being used (milliseconds since the epoch).
+    pub expired_ts: i64,
+}
+
+/// The old keys kept in `path` (one `<key id> <public key> <expired_ts>` line each); none when
+/// the file does not exist.
+pub fn load_old_keys(path: &Path) -> Result<Vec<OldVerifyKey>, SigningKeyError> {
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(SigningKeyError::Io { path: shown, source }),
+    };
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next(), parts.next().map(str::parse::<i64>), parts.next()) {
+                (Some(key_id), Some(public_key), Some(Ok(expired_ts)), None) if key_id.starts_with("ed25519:") => {
+                    Ok(OldVerifyKey { key_id: key_id.to_owned(), public_key: public_key.to_owned(), expired_ts })
+                }
+                _ => Err(SigningKeyError::Malformed {
+                    path: shown.clone(),
+                    reason: format!("expected `<key id> <public key> <expired_ts>`, found {line:?}"),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Replaces the signing key at `key_path` with a new one, adding the old one's public half to
+/// `old_keys_path` as expired at `now_ms`. Returns (old key id, new key id). The server must
+/// be restarted to sign with the new key.
+pub fn rotate(key_path: &Path, old_keys_path: &Path, now_ms: i64) -> Result<(String, String), SigningKeyError> {
+    let current = SigningKey::load_or_generate(key_path)?;
+    let mut old = load_old_keys(old_keys_path)?;
+    old.retain(|key| key.key_id != current.key_id());
+    old.push(OldVerifyKey { key_id: current.key_id(), public_key: current.public_key_base64(), expired_ts: now_ms });
+    let (mut fresh, mut contents) = SigningKey::generate_with_file_contents();
+    // Versions are random; a clash with a key published before would confuse its verifiers.
+    while fresh.key_id() == current.key_id() || old.iter().any(|key| key.key_id == fresh.key_id()) {
+        (fresh, contents) = SigningKey::generate_with_file_contents();
+    }
+    let listing: String =
+        old.iter().map(|key| format!("{} {} {}\n", key.key_id, key.public_key, key.expired_ts)).collect();
+    // The old key is recorded before the new one replaces it: a crash in between leaves the
+    // current key in use and merely listed as old too.
+    replace_private_file(old_keys_path, listing.as_bytes())
+        .map_err(|source| SigningKeyError::Io { path: old_keys_path.display().to_string(), source })?;
+    replace_private_file(key_path, contents.as_bytes())
+        .map_err(|source| SigningKeyError::Io { path: key_path.display().to_string(), source })?;
+    Ok((current.key_id(), fresh.key_id()))
+}
+
+/// Writes `contents` to a new file beside `path`, then renames it over `path`.
+fn replace_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let temporary = path.with_extension("new");
+    let _ = std::fs::remove_file(&temporary);
+    write_private_file(&temporary, contents)?;
+    std::fs::rename(&temporary, path)
+}
+
 fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
     if let Some(parent) = path.parent() {
@@ -153,6 +222,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hearth-key-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("signing.key")
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_as_expired() {
+        let path = temp_path("rotate");
+        let old_path = path.with_file_name("old_signing_keys");
+        let first = SigningKey::load_or_generate(&path).unwrap();
+        let (old_id, new_id) = rotate(&path, &old_path, 1_000).unwrap();
+        assert_eq!(old_id, first.key_id());
+        let second = SigningKey::load_or_generate(&path).unwrap();
+        assert_eq!(second.key_id(), new_id);
+        assert_ne!(second.public_key_base64(), first.public_key_base64());
+        let old = load_old_keys(&old_path).unwrap();
+        assert_eq!(
+            old,
+            [OldVerifyKey { key_id: first.key_id(), public_key: first.public_key_base64(), expired_ts: 1_000 }]
+        );
+        // A second rotation keeps both old keys.
+        rotate(&path, &old_path, 2_000).unwrap();
+        let old = load_old_keys(&old_path).unwrap();
+        assert_eq!(old.iter().map(|k| k.expired_ts).collect::<Vec<_>>(), [1_000, 2_000]);
+        std::fs::write(&old_path, "nonsense\n").unwrap();
+        assert!(load_old_keys(&old_path).is_err());
     }
 
     #[test]

@@ -93,11 +93,28 @@ impl BoundListener {
     }
 }
 
+/// The server's signing key, and the public halves of the keys it signed with before (see
+/// `rotate_signing_key`), in the data directory.
+pub const SIGNING_KEY_FILE: &str = "signing.key";
+pub const OLD_SIGNING_KEYS_FILE: &str = "old_signing_keys";
+
+/// `hearth rotate-signing-key`: a new signing key for the next start; the current one is kept
+/// as an old verify key, expired now. Returns (old key id, new key id).
+pub fn rotate_signing_key(config: &Config) -> anyhow::Result<(String, String)> {
+    let keys = hearth_federation::signing_key::rotate(
+        &config.data_dir.join(SIGNING_KEY_FILE),
+        &config.data_dir.join(OLD_SIGNING_KEYS_FILE),
+        crate::storage::now_ms(),
+    )?;
+    Ok(keys)
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-        let signing_key = Arc::new(SigningKey::load_or_generate(&config.data_dir.join("signing.key"))?);
+        let signing_key = Arc::new(SigningKey::load_or_generate(&config.data_dir.join(SIGNING_KEY_FILE))?);
+        let old_keys = hearth_federation::signing_key::load_old_keys(&config.data_dir.join(OLD_SIGNING_KEYS_FILE))?;
         let db = Db::open(&config.database_url(), config.database.max_connections)
             .await
             .context("cannot open the database")?;
@@ -125,6 +142,7 @@ impl App {
             config.server_name.clone(),
             config.federation.key_validity_ms,
             notaries,
+            old_keys,
         ));
         let shutdown = Shutdown::default();
         let federation_sender = FederationSender::new(

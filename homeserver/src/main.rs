@@ -16,8 +16,17 @@ use hearth::{App, Config, tasks};
 #[command(version, about)]
 struct Args {
     /// A TOML configuration file (see config.example.toml). Without one, the defaults run.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Replace the server's signing key (run it while the server is stopped, then start it).
+    /// The old key stays published, expired now, so what it signed keeps verifying.
+    RotateSigningKey,
 }
 
 fn main() -> ExitCode {
@@ -29,6 +38,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::RotateSigningKey) = args.command {
+        return match hearth::app::rotate_signing_key(&config) {
+            Ok((old, new)) => {
+                println!("signing key rotated: {old} is now an old verify key; {new} signs from the next start");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("hearth: cannot rotate the signing key: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     init_tracing(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

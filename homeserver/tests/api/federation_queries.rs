@@ -20,6 +20,7 @@ both_backends!(
     garbage_and_forged_events_change_nothing,
     device_changes_are_announced_to_servers_sharing_a_room,
     directories_and_times_are_asked_of_other_servers,
+    a_rotated_signing_key_stays_published_and_peers_follow,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -506,4 +507,58 @@ async fn directories_and_times_are_asked_of_other_servers(backend: Backend) {
     let path = format!("/_matrix/federation/v1/timestamp_to_event/{}?ts={after_join}&dir=sideways", encode(&room_id));
     let (status, body) = federation_request(&b, Method::GET, &path, None, signer).await;
     assert_eq!((status, body["errcode"].as_str()), (StatusCode::BAD_REQUEST, Some("M_INVALID_PARAM")), "{body}");
+}
+
+async fn a_rotated_signing_key_stays_published_and_peers_follow(backend: Backend) {
+    let fast_retries = |config: &mut hearth::Config| {
+        config.federation.retry_min_ms = 200;
+        config.federation.retry_max_ms = 2_000;
+    };
+    let Some(mut a) = spawn_federating(backend, fast_retries).await else { return };
+    let Some(b) = spawn_federating(backend, fast_retries).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let (_, before) = federation_request(&a, Method::GET, "/_matrix/key/v2/server", None, None).await;
+    let old_id = before["verify_keys"].as_object().unwrap().keys().next().unwrap().clone();
+    let old_key = before["verify_keys"][&old_id]["key"].clone();
+
+    // The admin rotates A's key (`hearth rotate-signing-key`) and restarts it.
+    let (rotated, new_id) = hearth::app::rotate_signing_key(a.config()).unwrap();
+    assert_eq!(rotated, old_id);
+    a.restart().await;
+    let (status, after) = federation_request(&a, Method::GET, "/_matrix/key/v2/server", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["verify_keys"].as_object().unwrap().keys().collect::<Vec<_>>(), [&new_id], "{after}");
+    assert_eq!(after["old_verify_keys"][&old_id]["key"], old_key, "{after}");
+    assert!(after["old_verify_keys"][&old_id]["expired_ts"].as_i64().unwrap() > 0, "{after}");
+    assert!(after["signatures"][a.server_name()][&new_id].is_string(), "signed with the new key: {after}");
+
+    // B learns the new key when A first signs with it (B asks A for keys at most every 10 s, so
+    // a peer that fetched them just before the rotation takes up to that long).
+    a.send_text(&alice.token, &room_id, "signed with my new key").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, messages) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=5"), Some(&bob.token)).await;
+        let bodies: Vec<&str> =
+            messages["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+        if bodies.contains(&"signed with my new key") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A's message never reached B: {bodies:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // As a notary, B now vouches for A's new key and for the old one, expired, so others can
+    // still check what A signed before (its join, say).
+    let path = format!("/_matrix/key/v2/query/{}", encode(a.server_name()));
+    let (status, notarised) = federation_request(&b, Method::GET, &path, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{notarised}");
+    let keys = notarised["server_keys"].as_array().unwrap();
+    assert!(
+        keys.iter()
+            .any(|doc| doc["verify_keys"][&new_id].is_object() && doc["old_verify_keys"][&old_id]["key"] == old_key),
+        "{notarised}"
+    );
 }

@@ -20,6 +20,7 @@ both_backends!(
     knocks_cross_servers,
     history_from_before_the_join_is_backfilled,
     a_remote_room_is_left_and_rejoined,
+    to_device_messages_survive_a_restart_while_the_peer_is_down,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -320,10 +321,16 @@ async fn a_join_through_one_server_reaches_the_others(backend: Backend) {
 }
 
 /// Syncs until `room_id` shows in the user's sync under `section` (`invite`, `knock`, `leave`);
-/// returns that entry. Starts from `since` when given.
-async fn in_section(app: &TestApp, user: &Session, section: &str, room_id: &str) -> serde_json::Value {
+/// returns that entry. Starts from `since` when given (a leave shows only in incremental syncs:
+/// pass a token from before it).
+async fn in_section(
+    app: &TestApp,
+    user: &Session,
+    section: &str,
+    room_id: &str,
+    mut since: Option<String>,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut since: Option<String> = None;
     loop {
         let sync = app.sync(&user.token, since.as_deref(), 2_000).await;
         if let Some(entry) = sync["rooms"][section].get(room_id) {
@@ -384,9 +391,10 @@ async fn invites_are_rejected_across_servers(backend: Backend) {
     let invite = b.room_path(&withdrawn, "invite");
     assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
     invited(&a, &alice, &withdrawn).await;
+    let before = a.sync(&alice.token, None, 0).await["next_batch"].as_str().map(str::to_owned);
     let kick = b.room_path(&withdrawn, "kick");
     assert_eq!(b.post(&kick, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
-    in_section(&a, &alice, "leave", &withdrawn).await;
+    in_section(&a, &alice, "leave", &withdrawn, before).await;
 
     // With B down, rejecting still rids Alice of the invite (a leave signed on A alone).
     let stranded = b.create_room(&bob.token, json!({"preset": "private_chat"})).await;
@@ -420,7 +428,7 @@ async fn knocks_cross_servers(backend: Backend) {
     // Alice knocks through B: she sees the room's name under `knock`; Bob sees her knock.
     let (status, body) = a.post(&knock, Some(&alice.token), json!({"reason": "let me in"})).await;
     assert_eq!((status, body["room_id"].as_str()), (StatusCode::OK, Some(room.as_str())), "{body}");
-    let entry = in_section(&a, &alice, "knock", &room).await;
+    let entry = in_section(&a, &alice, "knock", &room, None).await;
     let state = entry["knock_state"]["events"].as_array().unwrap();
     assert!(state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock first"), "{entry}");
     membership_becomes(&b, &bob, &room, &alice.user_id, "knock").await;
@@ -430,9 +438,10 @@ async fn knocks_cross_servers(backend: Backend) {
     let (status, body) = a.post(&knock, Some(&carol.token), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     membership_becomes(&b, &bob, &room, &carol.user_id, "knock").await;
+    let before = a.sync(&carol.token, None, 0).await["next_batch"].as_str().map(str::to_owned);
     let kick = b.room_path(&room, "kick");
     assert_eq!(b.post(&kick, Some(&bob.token), json!({"user_id": carol.user_id})).await.0, StatusCode::OK);
-    in_section(&a, &carol, "leave", &room).await;
+    in_section(&a, &carol, "leave", &room, before).await;
 
     // Dave knocks and thinks better of it: his leave reaches B.
     let dave = a.register("dave").await;
@@ -570,4 +579,35 @@ async fn a_remote_room_is_left_and_rejoined(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     membership_becomes(&b, &bob, &room_id, &alice.user_id, "leave").await;
+}
+
+async fn to_device_messages_survive_a_restart_while_the_peer_is_down(backend: Backend) {
+    let Some((mut a, mut b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let since = b.sync(&bob.token, None, 0).await["next_batch"].as_str().unwrap().to_owned();
+
+    // B is down when Alice sends Bob's device a message (a room key, say); then A restarts.
+    b.shutdown.trigger();
+    b.server.take().unwrap().await.unwrap().unwrap();
+    let path = "/_matrix/client/v3/sendToDevice/m.room_key_request/txn1";
+    let body = json!({"messages": {&bob.user_id: {&bob.device_id: {"secret": "for Bob only"}}}});
+    let (status, answer) = a.put(path, Some(&alice.token), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    a.restart().await;
+
+    // B comes back: the message, kept by A through its restart, arrives once.
+    b.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut since = since;
+    let mut received = Vec::new();
+    while received.is_empty() {
+        let sync = b.sync(&bob.token, Some(&since), 2_000).await;
+        since = sync["next_batch"].as_str().unwrap().to_owned();
+        received.extend(sync["to_device"]["events"].as_array().cloned().unwrap_or_default());
+        assert!(Instant::now() < deadline, "the to-device message never arrived");
+    }
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["sender"], alice.user_id.as_str());
+    assert_eq!(received[0]["content"]["secret"], "for Bob only");
 }

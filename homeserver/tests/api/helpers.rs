@@ -468,6 +468,12 @@ pub async fn spawn_federating(backend: Backend, tweak: impl FnOnce(&mut Config))
 static KEEP_DIRS: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
 impl TestApp {
+    /// The configuration the server runs with.
+    #[allow(dead_code)]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// This server's name.
     #[allow(dead_code)]
     pub fn server_name(&self) -> &str {

@@ -102,9 +102,8 @@ impl DeviceLists {
         if let Some(name) = device.and_then(|device| device.display_name) {
             content["device_display_name"] = name.into();
         }
-        self.rooms
-            .send_edu_to_servers_of(user_id, json!({"edu_type": "m.device_list_update", "content": content}))
-            .await
+        let edu = json!({"edu_type": "m.device_list_update", "content": content});
+        self.rooms.send_edu_to_servers_of(user_id, edu, true).await
     }
 
     /// What changed for `user_id` in (`since`, `now`].

@@ -97,7 +97,7 @@ impl ToDevice {
             let edu = json!({"edu_type": "m.direct_to_device", "content": {
                 "sender": sender, "type": event_type, "message_id": message_id, "messages": messages,
             }});
-            self.federation.queue_edu(&[server.to_owned()], &edu);
+            self.federation.queue_durable_edu(&[server.to_owned()], &edu).await?;
         }
         Ok(())
     }

@@ -71,7 +71,7 @@ impl Presence {
             let mut update = content(&record);
             update["user_id"] = record.user_id.clone().into();
             let edu = json!({"edu_type": "m.presence", "content": {"push": [update]}});
-            self.rooms.send_edu_to_servers_of(&record.user_id, edu).await?;
+            self.rooms.send_edu_to_servers_of(&record.user_id, edu, false).await?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use hearth_federation::{
-    SigningKey,
+    OldVerifyKey, SigningKey,
     server_keys::{KeyDocument, check_key_document, verify_signature},
     to_canonical_object,
 };
@@ -36,6 +36,8 @@ pub struct RemoteKeys {
     db: Db,
     client: Arc<FederationClient>,
     own_key: Arc<SigningKey>,
+    /// Keys this server signed with before a rotation.
+    old_keys: Vec<OldVerifyKey>,
     server_name: String,
     validity_ms: u64,
     notaries: Vec<OwnedServerName>,
@@ -63,11 +65,13 @@ impl RemoteKeys {
         server_name: String,
         validity_ms: u64,
         notaries: Vec<OwnedServerName>,
+        old_keys: Vec<OldVerifyKey>,
     ) -> Self {
         Self {
             db,
             client,
             own_key,
+            old_keys,
             server_name,
             validity_ms,
             notaries,
@@ -80,10 +84,15 @@ impl RemoteKeys {
     /// This server's key document, signed, valid for `federation.key_validity_ms`.
     pub fn own_document(&self) -> anyhow::Result<CanonicalJsonObject> {
         let validity = i64::try_from(self.validity_ms).unwrap_or(i64::MAX / 4);
+        let old_verify_keys: serde_json::Map<String, Value> = self
+            .old_keys
+            .iter()
+            .map(|key| (key.key_id.clone(), json!({"key": key.public_key, "expired_ts": key.expired_ts})))
+            .collect();
         let document = json!({
             "server_name": self.server_name,
             "verify_keys": {self.own_key.key_id(): {"key": self.own_key.public_key_base64()}},
-            "old_verify_keys": {},
+            "old_verify_keys": old_verify_keys,
             "valid_until_ts": now_ms().saturating_add(validity),
         });
         let mut object = to_canonical_object(document)?;
@@ -93,8 +102,13 @@ impl RemoteKeys {
 
     /// The public key (unpadded base64) `server` signs with as `key_id`, valid at `at_ts`.
     pub async fn public_key(&self, server: &ServerName, key_id: &str, at_ts: i64) -> Result<String, KeyError> {
-        if server.as_str() == self.server_name && key_id == self.own_key.key_id() {
-            return Ok(self.own_key.public_key_base64());
+        if server.as_str() == self.server_name {
+            if key_id == self.own_key.key_id() {
+                return Ok(self.own_key.public_key_base64());
+            }
+            if let Some(old) = self.old_keys.iter().find(|key| key.key_id == key_id && key.expired_ts >= at_ts) {
+                return Ok(old.public_key.clone());
+            }
         }
         if let Some(key) = self.known(server.as_str(), key_id, at_ts).await {
             return Ok(key);

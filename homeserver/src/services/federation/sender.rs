@@ -1,6 +1,8 @@
 //! The federation sender: drains the durable outbox (`federation_outbox`, written in each
 //! event's own transaction) with one worker per destination and one transaction in flight per
-//! destination, with the typing and receipt EDUs queued in memory. A failed send waits with exponential backoff up to a cap — or less, if the peer
+//! destination. EDUs that must arrive (to-device messages, device list changes) wait durably
+//! beside the events (`federation_edu_outbox`); typing, receipts and presence are queued in
+//! memory. A failed send waits with exponential backoff up to a cap — or less, if the peer
 //! contacts us meanwhile — and then resends the same events, so a peer that was down catches up
 //! on everything it missed, in order. Rows go only once the peer answered 200, so a crash at any
 //! point resends rather than loses (peers de-duplicate by event id). A slow or dead peer holds
@@ -50,8 +52,8 @@ pub struct FederationSender {
 
 #[derive(Default)]
 struct Worker {
-    /// EDUs waiting (typing, receipts): kept in memory only — they are ephemeral, and a
-    /// receipt lost to a crash is superseded by the next.
+    /// EDUs waiting (typing, receipts, presence): kept in memory only — they are ephemeral, and
+    /// a receipt lost to a crash is superseded by the next.
     edus: Mutex<Vec<Value>>,
     /// New events were queued.
     queued: Notify,
@@ -103,6 +105,18 @@ impl FederationSender {
         }
     }
 
+    /// Queues an EDU that must not be lost (a to-device message, a device list change) for
+    /// each of `destinations`: stored before this returns, sent like events, deleted once
+    /// acknowledged.
+    pub async fn queue_durable_edu(&self, destinations: &[String], edu: &Value) -> sqlx::Result<()> {
+        if destinations.is_empty() {
+            return Ok(());
+        }
+        self.db.queue_durable_edu(destinations, &edu.to_string()).await?;
+        self.wake(destinations);
+        Ok(())
+    }
+
     /// `origin` just sent us a request: if its worker is backing off, it retries now.
     pub fn peer_is_up(&self, origin: &str) {
         if let Some(worker) = self.workers.lock().expect("workers").get(origin) {
@@ -140,12 +154,22 @@ impl FederationSender {
                     Vec::new()
                 }
             };
+            let durable = match self.db.edu_outbox_batch(&destination, MAX_EDUS as i64).await {
+                Ok(durable) => durable,
+                Err(error) => {
+                    tracing::error!(%error, %destination, "cannot read the EDU outbox");
+                    Vec::new()
+                }
+            };
+            let last_durable = durable.last().map(|(id, _)| *id);
+            let mut durable: Vec<Value> =
+                durable.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).collect();
             let edus: Vec<Value> = {
                 let mut queued = worker.edus.lock().expect("edus");
-                let take = queued.len().min(MAX_EDUS);
+                let take = queued.len().min(MAX_EDUS - durable.len());
                 queued.drain(..take).collect()
             };
-            if batch.is_empty() && edus.is_empty() {
+            if batch.is_empty() && edus.is_empty() && durable.is_empty() {
                 tokio::select! {
                     () = worker.queued.notified() => continue,
                     () = self.shutdown.wait() => return,
@@ -155,6 +179,9 @@ impl FederationSender {
             let pdus: Vec<Value> = batch.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).collect();
             let number = self.transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let txn_id = format!("{}.{number}", self.started_ms);
+            let memory_edus = edus.len();
+            durable.extend(edus);
+            let mut edus = durable;
             match self.send(&server, &txn_id, pdus, &edus).await {
                 Ok(()) => {
                     failures = 0;
@@ -163,10 +190,17 @@ impl FederationSender {
                     {
                         tracing::error!(%error, %destination, "cannot clear sent events from the outbox");
                     }
+                    if let Some(last) = last_durable
+                        && let Err(error) = self.db.edu_outbox_sent(&destination, last).await
+                    {
+                        tracing::error!(%error, %destination, "cannot clear sent EDUs from the outbox");
+                    }
                 }
                 Err(error) => {
-                    // Receipts wait for the next attempt; typing would be stale by then.
-                    let keep: Vec<Value> = edus.into_iter().filter(|edu| edu["edu_type"] != "m.typing").collect();
+                    // Durable EDUs stay stored; of the rest, receipts wait for the next attempt
+                    // and typing would be stale by then.
+                    let memory: Vec<Value> = edus.split_off(edus.len() - memory_edus);
+                    let keep: Vec<Value> = memory.into_iter().filter(|edu| edu["edu_type"] != "m.typing").collect();
                     worker.edus.lock().expect("edus").splice(0..0, keep);
                     failures = failures.saturating_add(1);
                     let wait = self.backoff.min.saturating_mul(2u32.saturating_pow(failures - 1)).min(self.backoff.max);

@@ -84,9 +84,9 @@ impl Rooms {
         Ok(())
     }
 
-    /// Sends an EDU about a user (a device list change) to every other server that shares a
-    /// joined room with them.
-    pub async fn send_edu_to_servers_of(&self, user_id: &str, edu: Value) -> ApiResult<()> {
+    /// Sends an EDU about a user (presence; a device list change, `durable`) to every other
+    /// server that shares a joined room with them.
+    pub async fn send_edu_to_servers_of(&self, user_id: &str, edu: Value, durable: bool) -> ApiResult<()> {
         let rooms: Vec<String> = self
             .memberships(user_id)
             .await?
@@ -103,8 +103,10 @@ impl Rooms {
             }
         }
         servers.remove(&self.server_name);
-        if !servers.is_empty() {
-            let servers: Vec<String> = servers.into_iter().collect();
+        let servers: Vec<String> = servers.into_iter().collect();
+        if durable {
+            self.federation_sender.queue_durable_edu(&servers, &edu).await?;
+        } else if !servers.is_empty() {
             self.federation_sender.queue_edu(&servers, &edu);
         }
         Ok(())
