@@ -82,6 +82,10 @@ pub enum PersistKind {
     /// History from before this server joined, backfilled from another server: in the
     /// timeline (below every sync position), nothing applied.
     Historical,
+    /// A timeline event where branches of the room's history meet: forward extremities
+    /// advance, and the state state resolution decided applies (`persist_resolved`) instead of
+    /// the event's own.
+    TimelineResolved,
 }
 
 impl PersistKind {
@@ -399,6 +403,27 @@ impl Db {
         tx.commit().await
     }
 
+    /// An event where branches meet, with the room's state as state resolution decided it:
+    /// each entry that changes applies from the event's position, in the event's transaction.
+    pub async fn persist_resolved(
+        &self,
+        stream: i64,
+        event: EventToPersist<'_>,
+        changed_state: &[StateReset<'_>],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        let room_id = event.room_id;
+        self.write_event(&mut tx, stream, event).await?;
+        for reset in changed_state {
+            set_state(&mut tx, room_id, reset.event_type, reset.state_key, reset.event_id, stream).await?;
+            if let Some((membership, displayname)) = reset.membership {
+                set_membership(&mut tx, room_id, (reset.state_key, membership, displayname), reset.event_id, stream)
+                    .await?;
+            }
+        }
+        tx.commit().await
+    }
+
     /// Rejoining a room this server had left, through another server, in one transaction:
     /// the events new to this server (outliers), the room's state as that server sent it (each
     /// entry that differs from what is held applies from the join's position `stream`), the
@@ -554,7 +579,7 @@ impl Db {
                 .execute(&mut **tx)
                 .await?;
         }
-        if event.kind == PersistKind::Timeline {
+        if matches!(event.kind, PersistKind::Timeline | PersistKind::TimelineResolved) {
             for prev in event.prev_events {
                 sqlx::query("DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2")
                     .bind(event.room_id)

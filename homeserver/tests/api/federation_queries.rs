@@ -21,6 +21,8 @@ both_backends!(
     device_changes_are_announced_to_servers_sharing_a_room,
     directories_and_times_are_asked_of_other_servers,
     a_rotated_signing_key_stays_published_and_peers_follow,
+    an_event_the_room_no_longer_allows_is_soft_failed,
+    concurrent_state_is_resolved_where_branches_meet,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -561,4 +563,122 @@ async fn a_rotated_signing_key_stays_published_and_peers_follow(backend: Backend
             .any(|doc| doc["verify_keys"][&new_id].is_object() && doc["old_verify_keys"][&old_id]["key"] == old_key),
         "{notarised}"
     );
+}
+
+async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
+    let event_id = |kind: &str, key: &str| -> String {
+        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
+        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
+    };
+    let (power, alice_join) = (event_id("m.room.power_levels", ""), event_id("m.room.member", &alice.user_id));
+
+    // Bob bans Alice. A message of hers that A made before hearing of it cites her join: its auth
+    // events allow it, the room as it is now does not.
+    let ban = b.room_path(&room_id, "ban");
+    assert_eq!(b.post(&ban, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    let key = signing_key(&a);
+    let origin = a.server_name().to_owned();
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let mut late = hearth_federation::to_canonical_object(json!({
+        "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
+        "content": {"msgtype": "m.text", "body": "sent before I heard of the ban"},
+        "prev_events": [alice_join], "auth_events": [power, alice_join], "depth": 100,
+        "origin_server_ts": hearth::storage::now_ms(),
+    }))
+    .unwrap();
+    key.hash_and_sign_event(&origin, &mut late, &rules).unwrap();
+    let late_id = format!("${}", ruma::signatures::reference_hash(&late, &rules).unwrap());
+    let transaction = json!({"origin": origin, "origin_server_ts": 1, "pdus": [late], "edus": []});
+    let signer = Some((origin.as_str(), &key, b.server_name()));
+    let (status, answer) =
+        federation_request(&b, Method::PUT, "/_matrix/federation/v1/send/late1", Some(transaction), signer).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["pdus"][&late_id], json!({}), "accepted (soft-failed), not rejected: {answer}");
+
+    // Kept out of the room's timeline, and B's next event does not build on it.
+    b.send_text(&bob.token, &room_id, "after the ban").await;
+    let (_, page) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=50"), Some(&bob.token)).await;
+    let bodies: Vec<&str> =
+        page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert_eq!(bodies, ["after the ban"], "{page}");
+    let (_, sync) = (StatusCode::OK, b.sync(&bob.token, None, 0).await);
+    let timeline = crate::helpers::timeline(&sync, &room_id);
+    assert!(timeline.iter().all(|e| e["event_id"] != late_id.as_str()), "{sync}");
+}
+
+/// Sends one PDU to `to` as a transaction from `from` (signed with its key); the PDU's result.
+async fn send_pdu(from: &TestApp, to: &TestApp, txn: &str, pdu: ruma::CanonicalJsonObject, event_id: &str) -> Value {
+    let key = signing_key(from);
+    let transaction = json!({"origin": from.server_name(), "origin_server_ts": 1, "pdus": [pdu], "edus": []});
+    let signer = Some((from.server_name(), &key, to.server_name()));
+    let path = format!("/_matrix/federation/v1/send/{txn}");
+    let (status, answer) = federation_request(to, Method::PUT, &path, Some(transaction), signer).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["pdus"][event_id].clone()
+}
+
+async fn concurrent_state_is_resolved_where_branches_meet(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Original"})).await;
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    // Bob makes Alice a moderator: she may rename the room.
+    let power_path = b.room_path(&room_id, "state/m.room.power_levels/");
+    let (_, mut power) = b.get(&power_path, Some(&bob.token)).await;
+    power["users"][&alice.user_id] = json!(50);
+    let (status, set) = b.put(&power_path, Some(&bob.token), power).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    let fork_point = set["event_id"].as_str().unwrap().to_owned();
+    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
+    let alice_join = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == alice.user_id.as_str())
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Bob renames the room on B; meanwhile (on her branch, not having seen his rename) Alice
+    // renamed it too, earlier. Where the branches meet, state resolution orders the two by
+    // time: Bob's, the later, stands — although Alice's arrived last.
+    let name_path = b.room_path(&room_id, "state/m.room.name/");
+    assert_eq!(b.put(&name_path, Some(&bob.token), json!({"name": "Bob's name"})).await.0, StatusCode::OK);
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let key = signing_key(&a);
+    let rename = |name: &str, ts: i64| {
+        let mut event = hearth_federation::to_canonical_object(json!({
+            "room_id": room_id, "sender": alice.user_id, "type": "m.room.name", "state_key": "",
+            "content": {"name": name}, "prev_events": [fork_point], "auth_events": [fork_point, alice_join],
+            "depth": 50, "origin_server_ts": ts,
+        }))
+        .unwrap();
+        key.hash_and_sign_event(a.server_name(), &mut event, &rules).unwrap();
+        let id = format!("${}", ruma::signatures::reference_hash(&event, &rules).unwrap());
+        (event, id)
+    };
+    let now = hearth::storage::now_ms();
+    let (earlier, earlier_id) = rename("Alice's earlier name", now - 60_000);
+    assert_eq!(send_pdu(&a, &b, "fork1", earlier, &earlier_id).await, json!({}));
+    let (_, name) = b.get(&name_path, Some(&bob.token)).await;
+    assert_eq!(name["name"], "Bob's name", "resolution keeps the later rename");
+    // Her event is in the room's history all the same.
+    let (_, page) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=10"), Some(&bob.token)).await;
+    assert!(page["chunk"].as_array().unwrap().iter().any(|e| e["event_id"] == earlier_id.as_str()), "{page}");
+
+    // A rename of hers from that branch made after Bob's wins the same way.
+    let (later, later_id) = rename("Alice's later name", now + 1_000);
+    assert_eq!(send_pdu(&a, &b, "fork2", later, &later_id).await, json!({}));
+    let (_, name) = b.get(&name_path, Some(&bob.token)).await;
+    assert_eq!(name["name"], "Alice's later name");
 }

@@ -4,8 +4,9 @@
 //!
 //! Remote events enter through the same writer as local ones (one stream, one order). State
 //! is linear: an event is authorized against the events it cites and then against the current
-//! state (a "soft fail" refuses it). Forks between servers are merged by the next local event,
-//! which cites every forward extremity; state resolution where branches meet is not done yet.
+//! state (failing only the latter soft-fails it: kept as an outlier, never shown or applied).
+//! Forks between servers are merged by the next local event, which cites every forward
+//! extremity; state resolution where branches meet is not done yet.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -152,8 +153,36 @@ impl Rooms {
         }
         event_auth::check_event(&rules.authorization, pdu, &auth_events, &cited_state)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed by its auth events: {reason}")))?;
-        event_auth::check_event(&rules.authorization, pdu, &auth_events, &current)
-            .map_err(|reason| ApiError::forbidden(format!("Not allowed by the current state: {reason}")))?;
+        let prev_events: Vec<String> = ruma::state_res::Event::prev_events(pdu).map(|id| id.to_string()).collect();
+        // Made on another branch of the room's history: checked against the state it was sent
+        // in, and the room's state resolved where the branches meet.
+        let resolution = match relay {
+            Relay::No => self.resolve_fork(&room_id, &rules, pdu, &prev_events).await?,
+            _ => None,
+        };
+        if let Some(resolution) = &resolution {
+            let mut before = self.state_events_for(&resolution.before, &keys, &rules).await?;
+            if let Some(create) = current.get(&create_key()) {
+                before.entry(create_key()).or_insert_with(|| create.clone());
+            }
+            event_auth::check_event(&rules.authorization, pdu, &auth_events, &before)
+                .map_err(|reason| ApiError::forbidden(format!("Not allowed by the state before it: {reason}")))?;
+        }
+        if let Err(reason) = event_auth::check_event(&rules.authorization, pdu, &auth_events, &current) {
+            if !matches!(relay, Relay::No) {
+                return Err(ApiError::forbidden(format!("Not allowed by the current state: {reason}")));
+            }
+            // Soft fail (spec: Server-Server API § Soft failure): allowed by the events it cites
+            // but not by the room as it is now — kept, so events citing it can be checked, but
+            // never shown, never state, never a forward extremity; the sending server is told it
+            // was accepted.
+            tracing::info!(event_id = %pdu.event_id(), %reason, "soft-failed an event");
+            let prepared = Prepared::of(pdu)?;
+            let position = self.db.min_stream().await? - 1;
+            let row = prepared.row(pdu, &room_id, &[], None, PersistKind::AuthOutlier);
+            self.db.persist_events(vec![(position, row)]).await?;
+            return Ok(());
+        }
 
         let push = self.push_actions(&room_id, pdu, &current, &rules).await?;
         let destinations = match relay {
@@ -163,13 +192,36 @@ impl Rooms {
                 self.destinations(&room_id, pdu).await?.into_iter().filter(|server| server != origin).collect()
             }
         };
-        let prev_events: Vec<String> = ruma::state_res::Event::prev_events(pdu).map(|id| id.to_string()).collect();
+        let changed = match &resolution {
+            Some(resolution) => Some(self.state_changes(&resolution.current, &resolution.resolved, pdu).await?),
+            None => None,
+        };
+        let resets: Option<Vec<StateReset<'_>>> = changed.as_ref().map(|changed| {
+            changed
+                .iter()
+                .map(|(key, id, membership)| StateReset {
+                    event_type: &key.0,
+                    state_key: &key.1,
+                    event_id: id,
+                    membership: membership.as_ref().map(|(m, name)| (m.as_str(), name.as_deref())),
+                })
+                .collect()
+        });
         let stream = slot.position();
-        let commit = Commit { push: Some(&push), remote: true, destinations: &destinations, ..Commit::default() };
+        let commit = Commit {
+            push: Some(&push),
+            remote: true,
+            destinations: &destinations,
+            resolved: resets.as_deref(),
+            ..Commit::default()
+        };
         self.persist(pdu, &room_id, &prev_events, commit, stream).await?;
         self.federation_sender.wake(&destinations);
         let event_type = pdu.event_type_str();
-        if event_type == "m.room.history_visibility" {
+        let visibility_moved = changed
+            .as_ref()
+            .is_some_and(|changed| changed.iter().any(|(key, _, _)| key.0 == "m.room.history_visibility"));
+        if event_type == "m.room.history_visibility" || visibility_moved {
             self.refresh_history_settings(&room_id).await;
         }
         match (event_type.as_str(), pdu.state_key()) {
@@ -179,6 +231,43 @@ impl Rooms {
             _ => slot.committed(&[Scope::Room(&room_id)]),
         };
         Ok(())
+    }
+
+    /// The entries of `resolved` that differ from `current`: (key, event id, for a membership
+    /// event its membership and display name). `pdu` is the event being taken in (not stored
+    /// yet).
+    async fn state_changes(
+        &self,
+        current: &super::state_resolution::StateIds,
+        resolved: &super::state_resolution::StateIds,
+        pdu: &Pdu,
+    ) -> ApiResult<Vec<(StateKey, String, Option<MemberInfo>)>> {
+        let changed: Vec<(&StateKey, &String)> =
+            resolved.iter().filter(|(key, id)| current.get(*key) != Some(*id)).collect();
+        let member_ids: Vec<String> = changed
+            .iter()
+            .filter(|(key, id)| key.0 == "m.room.member" && id.as_str() != pdu.event_id().as_str())
+            .map(|(_, id)| (*id).clone())
+            .collect();
+        let mut memberships: HashMap<String, Option<MemberInfo>> = HashMap::new();
+        for stored in self.db.events(&member_ids).await? {
+            let content: Value =
+                serde_json::from_str(&stored.json).map(|json: Value| json["content"].clone()).unwrap_or_default();
+            let info = content["membership"]
+                .as_str()
+                .map(|m| (m.to_owned(), content["displayname"].as_str().map(str::to_owned)));
+            memberships.insert(stored.event_id, info);
+        }
+        if let Ok(prepared) = Prepared::of(pdu) {
+            memberships.insert(pdu.event_id().to_string(), prepared.membership);
+        }
+        Ok(changed
+            .into_iter()
+            .map(|(key, id)| {
+                let membership = if key.0 == "m.room.member" { memberships.get(id).cloned().flatten() } else { None };
+                (key.clone(), id.clone(), membership)
+            })
+            .collect())
     }
 
     /// Whether this server is in the room: it holds the room and one of its users is joined.

@@ -22,6 +22,7 @@ mod redact;
 pub mod relations;
 pub mod search;
 pub mod server_acl;
+mod state_resolution;
 pub mod unread;
 mod writer;
 

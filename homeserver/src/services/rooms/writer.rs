@@ -31,6 +31,9 @@ pub(super) struct Commit<'a> {
     pub destinations: &'a [String],
     /// Whether the event came from another server.
     pub remote: bool,
+    /// Where branches meet: the state entries state resolution changed, applied instead of the
+    /// event's own state.
+    pub resolved: Option<&'a [crate::storage::rooms::StateReset<'a>]>,
 }
 
 /// A local event built and authorized but not yet committed.
@@ -258,7 +261,7 @@ impl Rooms {
         commit: Commit<'_>,
         stream: i64,
     ) -> ApiResult<()> {
-        let Commit { new_room, transaction, push, destinations, remote } = commit;
+        let Commit { new_room, transaction, push, destinations, remote, resolved } = commit;
         let no_push = crate::services::push::evaluate::PushOutcome::default();
         let push = push.unwrap_or(&no_push);
         let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
@@ -284,46 +287,55 @@ impl Rooms {
             }
             _ => None,
         };
-        self.db
-            .persist_event(
-                stream,
-                EventToPersist {
-                    event_id: pdu.event_id().as_str(),
-                    room_id,
-                    sender: pdu.sender().as_str(),
-                    event_type: &event_type,
-                    state_key: pdu.state_key(),
-                    depth: pdu.depth() as i64,
-                    origin_server_ts: pdu.origin_server_ts() as i64,
-                    json: &json,
-                    prev_events,
-                    new_room,
-                    membership: match (&membership, pdu.state_key()) {
-                        (Some(membership), Some(target)) => Some((target, membership.as_str(), displayname)),
-                        _ => None,
-                    },
-                    shared_push: push.shared.as_ref(),
-                    push_actions: &push.differing,
-                    redacts: redacts.as_deref(),
-                    relation,
-                    search_text,
-                    transaction,
-                    media: &media,
-                    destinations,
-                    kind: crate::storage::rooms::PersistKind::Timeline,
-                },
-            )
-            .await
-            .map_err(|error| {
-                if crate::storage::Backend::is_unique_violation(&error) {
-                    // A repeated transaction id: `append` answers with the earlier event.
-                    ApiError::new(ErrorKind::Unknown, "The event conflicts with one already stored")
-                } else {
-                    error.into()
-                }
-            })?;
+        let kind = if resolved.is_some() {
+            crate::storage::rooms::PersistKind::TimelineResolved
+        } else {
+            crate::storage::rooms::PersistKind::Timeline
+        };
+        let row = EventToPersist {
+            event_id: pdu.event_id().as_str(),
+            room_id,
+            sender: pdu.sender().as_str(),
+            event_type: &event_type,
+            state_key: pdu.state_key(),
+            depth: pdu.depth() as i64,
+            origin_server_ts: pdu.origin_server_ts() as i64,
+            json: &json,
+            prev_events,
+            new_room,
+            membership: match (&membership, pdu.state_key()) {
+                (Some(membership), Some(target)) => Some((target, membership.as_str(), displayname)),
+                _ => None,
+            },
+            shared_push: push.shared.as_ref(),
+            push_actions: &push.differing,
+            redacts: redacts.as_deref(),
+            relation,
+            search_text,
+            transaction,
+            media: &media,
+            destinations,
+            kind,
+        };
+        let written = match resolved {
+            Some(resets) => self.db.persist_resolved(stream, row, resets).await,
+            None => self.db.persist_event(stream, row).await,
+        };
+        written.map_err(|error| {
+            if crate::storage::Backend::is_unique_violation(&error) {
+                // A repeated transaction id: `append` answers with the earlier event.
+                ApiError::new(ErrorKind::Unknown, "The event conflicts with one already stored")
+            } else {
+                error.into()
+            }
+        })?;
         // Still holding the stream: in-memory views follow the commit before it is published.
-        self.heads.advance(room_id, pdu);
+        if resolved.is_some() {
+            // The state moved by resolution: the in-memory head reloads from storage.
+            self.heads.forget_room(room_id);
+        } else {
+            self.heads.advance(room_id, pdu);
+        }
         if remote {
             // A remote event need not cite every extremity: storage has the true set.
             self.heads.forget_extremities(room_id);
@@ -351,7 +363,17 @@ impl Rooms {
             redacts.as_deref(),
             transaction.map(|(_, device, txn)| (device, txn)),
         );
-        if let (Some(membership), Some(target)) = (membership, pdu.state_key()) {
+        if let Some(resets) = resolved {
+            for reset in resets.iter().filter(|reset| reset.membership.is_some()) {
+                let record = MembershipRecord {
+                    room_id: room_id.to_owned(),
+                    membership: reset.membership.map(|(m, _)| m.to_owned()).unwrap_or_default(),
+                    event_id: reset.event_id.to_owned(),
+                    stream,
+                };
+                self.memberships.apply(reset.state_key, record);
+            }
+        } else if let (Some(membership), Some(target)) = (membership, pdu.state_key()) {
             let record = MembershipRecord {
                 room_id: room_id.to_owned(),
                 membership,
