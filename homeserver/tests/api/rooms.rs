@@ -56,17 +56,31 @@ async fn a_new_room_is_version_12_with_the_preset_state(backend: Backend) {
 async fn older_room_versions_name_their_creator(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let alice = app.register("alice").await;
-    for version in ["10", "11"] {
-        let room = app.create_room(&alice.token, json!({"room_version": version})).await;
+    let bob = app.register("bob").await;
+    for version in ["3", "4", "5", "6", "7", "8", "9", "10", "11"] {
+        let room = app.create_room(&alice.token, json!({"room_version": version, "preset": "public_chat"})).await;
         assert!(room.ends_with(":localhost"), "{room}");
         let (_, power) = app.get(&app.room_path(&room, "state/m.room.power_levels"), Some(&alice.token)).await;
         assert_eq!(power["users"][&alice.user_id], 100);
         let event_id = app.send_text(&alice.token, &room, "hello").await;
         let (status, event) =
             app.get(&app.room_path(&room, &format!("event/{}", encode(&event_id))), Some(&alice.token)).await;
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(status, StatusCode::OK, "v{version}: {event}");
         assert_eq!(event["content"]["body"], "hello");
         assert_eq!(event["room_id"], room.as_str());
+        // Joins, redactions and kicks follow each version's rules.
+        assert_eq!(app.join(&bob.token, &room).await.0, StatusCode::OK, "v{version}");
+        let said = app.send_text(&bob.token, &room, "oops").await;
+        let redact = app.room_path(&room, &format!("redact/{}/r{version}", encode(&said)));
+        let (status, body) = app.put(&redact, Some(&bob.token), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "v{version}: {body}");
+        let (_, gone) = app.get(&app.room_path(&room, &format!("event/{}", encode(&said))), Some(&alice.token)).await;
+        assert_eq!(gone["content"], json!({}), "v{version}: {gone}");
+        let kick = app.room_path(&room, "kick");
+        let (status, body) = app.post(&kick, Some(&alice.token), json!({"user_id": bob.user_id})).await;
+        assert_eq!(status, StatusCode::OK, "v{version}: {body}");
+        let (status, _) = app.post(&kick, Some(&bob.token), json!({"user_id": alice.user_id})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "v{version}");
     }
 }
 

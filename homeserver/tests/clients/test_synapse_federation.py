@@ -691,3 +691,25 @@ async def test_a_synapse_room_is_left_and_rejoined(hearth, synapse):
     finally:
         await alice.close()
         await sam.close()
+
+
+async def test_older_room_versions_work_across_servers(hearth, synapse):
+    """Rooms of versions before 10 (as old rooms on the network are) join and carry messages
+    both ways: a v9 room on Synapse, a v5 room on Hearth."""
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        await alice.sync(timeout=0)
+        await sam.sync(timeout=0)
+        for owner, guest, guest_server, version in ((sam, alice, synapse, "9"), (alice, sam, hearth, "5")):
+            created = await owner.room_create(name=f"Version {version}", visibility=RoomVisibility.public,
+                                              room_version=version)
+            room_id = created.room_id
+            join_via(guest, room_id, guest_server.server_name)
+            await send(owner, room_id, f"hello in v{version}")
+            await messages_until(guest, room_id, [f"hello in v{version}"])
+            await send(guest, room_id, f"reply in v{version}")
+            await messages_until(owner, room_id, [f"reply in v{version}"])
+    finally:
+        await alice.close()
+        await sam.close()
