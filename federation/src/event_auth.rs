@@ -40,3 +40,120 @@ pub fn check_event(
         state.get(&(kind.to_string(), key.to_owned()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The authorization rules (spec: Room versions v10 § Authorization rules) on a small room
+    //! built event by event: each event cites the state it needs, as a server would.
+    use super::*;
+    use crate::{NewPdu, SigningKey, room_versions::rules_for, to_canonical_object};
+    use ruma::{RoomId, UserId, room_version_rules::RoomVersionRules};
+    use serde_json::{Value, json};
+
+    struct Room {
+        rules: RoomVersionRules,
+        key: SigningKey,
+        state: HashMap<(String, String), Pdu>,
+        events: HashMap<OwnedEventId, Pdu>,
+        last: Option<OwnedEventId>,
+    }
+
+    const ROOM: &str = "!room:domain";
+
+    impl Room {
+        fn new() -> Self {
+            let mut room = Self {
+                rules: rules_for("10").unwrap(),
+                key: SigningKey::generate(),
+                state: HashMap::new(),
+                events: HashMap::new(),
+                last: None,
+            };
+            let alice = "@alice:domain";
+            room.add(alice, "m.room.create", Some(""), json!({"creator": alice, "room_version": "10"})).unwrap();
+            room.add(alice, "m.room.member", Some(alice), json!({"membership": "join"})).unwrap();
+            let power = json!({"users": {alice: 100}, "users_default": 0, "events_default": 0, "state_default": 50,
+                               "ban": 50, "kick": 50, "invite": 0, "redact": 50, "events": {"m.room.name": 50}});
+            room.add(alice, "m.room.power_levels", Some(""), power).unwrap();
+            room.add(alice, "m.room.join_rules", Some(""), json!({"join_rule": "invite"})).unwrap();
+            room
+        }
+
+        /// Builds the event on the current state (citing what the rules ask for), checks it,
+        /// and on success applies it. The error is the rules' verdict.
+        fn add(&mut self, sender: &str, kind: &str, state_key: Option<&str>, content: Value) -> Result<(), String> {
+            let sender_id = UserId::parse(sender).unwrap();
+            let raw = serde_json::value::to_raw_value(&content).unwrap();
+            let mut auth_types =
+                auth_types_for_event(kind, &sender_id, state_key, &raw, &self.rules.authorization).unwrap();
+            let create = ("m.room.create".to_owned(), String::new());
+            if !auth_types.contains(&create) {
+                auth_types.push(create);
+            }
+            let auth_events: Vec<OwnedEventId> =
+                auth_types.iter().filter_map(|key| self.state.get(key)).map(|pdu| pdu.event_id().to_owned()).collect();
+            let room_id = RoomId::parse(ROOM).unwrap();
+            let new = NewPdu {
+                room_id: Some(&room_id),
+                sender: &sender_id,
+                event_type: kind,
+                state_key,
+                content: to_canonical_object(content).unwrap(),
+                prev_events: self.last.iter().cloned().collect(),
+                auth_events,
+                depth: self.events.len() as u64 + 1,
+                origin_server_ts: 1,
+                redacts: None,
+            };
+            let pdu = Pdu::build_and_sign(new, &self.rules, "domain", &self.key).unwrap();
+            check_event(&self.rules.authorization, &pdu, &self.events, &self.state)?;
+            if let Some(key) = state_key {
+                self.state.insert((kind.to_owned(), key.to_owned()), pdu.clone());
+            }
+            self.last = Some(pdu.event_id().to_owned());
+            self.events.insert(pdu.event_id().to_owned(), pdu);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn members_speak_and_outsiders_do_not() {
+        let mut room = Room::new();
+        assert!(room.add("@alice:domain", "m.room.message", None, json!({"body": "hi"})).is_ok());
+        assert!(room.add("@mallory:domain", "m.room.message", None, json!({"body": "hi"})).is_err());
+    }
+
+    #[test]
+    fn an_invite_only_room_needs_an_invite_and_a_ban_keeps_out() {
+        let mut room = Room::new();
+        let bob = "@bob:domain";
+        assert!(room.add(bob, "m.room.member", Some(bob), json!({"membership": "join"})).is_err(), "not invited");
+        room.add("@alice:domain", "m.room.member", Some(bob), json!({"membership": "invite"})).unwrap();
+        room.add(bob, "m.room.member", Some(bob), json!({"membership": "join"})).unwrap();
+        // Bob (power 0) may not ban Alice; Alice bans Bob, who cannot come back.
+        let carol = "@carol:domain";
+        assert!(room.add(bob, "m.room.member", Some("@alice:domain"), json!({"membership": "ban"})).is_err());
+        room.add("@alice:domain", "m.room.member", Some(bob), json!({"membership": "ban"})).unwrap();
+        assert!(room.add(bob, "m.room.member", Some(bob), json!({"membership": "join"})).is_err(), "banned");
+        assert!(room.add(bob, "m.room.message", None, json!({"body": "still here?"})).is_err());
+        assert!(room.add(carol, "m.room.member", Some(carol), json!({"membership": "join"})).is_err());
+    }
+
+    #[test]
+    fn power_levels_decide_who_changes_state() {
+        let mut room = Room::new();
+        let bob = "@bob:domain";
+        room.add("@alice:domain", "m.room.member", Some(bob), json!({"membership": "invite"})).unwrap();
+        room.add(bob, "m.room.member", Some(bob), json!({"membership": "join"})).unwrap();
+        assert!(room.add(bob, "m.room.name", Some(""), json!({"name": "Bob's"})).is_err(), "power 0 < 50");
+        // Bob may not raise himself; Alice makes him a moderator, and then he may rename.
+        let raised = json!({"users": {"@alice:domain": 100, bob: 50}, "state_default": 50, "ban": 50,
+                            "kick": 50, "invite": 0, "redact": 50, "events": {"m.room.name": 50}});
+        assert!(room.add(bob, "m.room.power_levels", Some(""), raised.clone()).is_err());
+        room.add("@alice:domain", "m.room.power_levels", Some(""), raised).unwrap();
+        room.add(bob, "m.room.name", Some(""), json!({"name": "Bob's"})).unwrap();
+        // Nobody may give more power than they hold.
+        let too_much = json!({"users": {"@alice:domain": 100, bob: 100}, "state_default": 50});
+        assert!(room.add(bob, "m.room.power_levels", Some(""), too_much).is_err());
+    }
+}

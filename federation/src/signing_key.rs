@@ -224,6 +224,98 @@ mod tests {
         dir.join("signing.key")
     }
 
+    /// The key of the spec's "Cryptographic Test Vectors" appendix: seed
+    /// `YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1`, key id `ed25519:1`.
+    fn spec_key() -> SigningKey {
+        // The seed's last character carries stray low bits: decoded leniently, as the spec's
+        // own tools (and Synapse) do.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(true)
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let seed = lenient.decode("YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1").unwrap();
+        // A PKCS#8 v1 document around the 32-byte seed (RFC 8410).
+        let mut document =
+            vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+        document.extend_from_slice(&seed);
+        let key_pair = Ed25519KeyPair::from_der(&document, "1".into()).unwrap();
+        SigningKey { key_pair, version: "1".into() }
+    }
+
+    fn object(value: serde_json::Value) -> CanonicalJsonObject {
+        crate::to_canonical_object(value).unwrap()
+    }
+
+    fn signature(signed: &CanonicalJsonObject) -> String {
+        let CanonicalJsonValue::Object(signatures) = &signed["signatures"] else { panic!("no signatures") };
+        let CanonicalJsonValue::Object(by_domain) = &signatures["domain"] else { panic!("no domain signature") };
+        let CanonicalJsonValue::String(signature) = &by_domain["ed25519:1"] else { panic!("no ed25519:1") };
+        signature.clone()
+    }
+
+    #[test]
+    fn json_signing_matches_the_spec_vectors() {
+        let key = spec_key();
+        let mut empty = object(serde_json::json!({}));
+        key.sign_json("domain", &mut empty).unwrap();
+        assert_eq!(
+            signature(&empty),
+            "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ"
+        );
+        let mut data = object(serde_json::json!({"one": 1, "two": "Two"}));
+        key.sign_json("domain", &mut data).unwrap();
+        assert_eq!(
+            signature(&data),
+            "KqmLSbO39/Bzb0QIYE82zqLwsA+PDzYIpIRA2sRQ4sL53+sN6/fpNSoqE7BP7vBZhG6kYdD13EIMJpvhJI+6Bw"
+        );
+    }
+
+    #[test]
+    fn event_hashing_and_signing_match_the_spec_vectors() {
+        let key = spec_key();
+        // The vectors predate room version 3: they use the original redaction rules.
+        let rules = ruma::RoomVersionId::V1.rules().unwrap();
+        let mut minimal = object(serde_json::json!({
+            "room_id": "!x:domain", "sender": "@a:domain", "origin": "domain", "origin_server_ts": 1000000,
+            "signatures": {}, "hashes": {}, "type": "X", "content": {}, "prev_events": [], "auth_events": [],
+            "depth": 3, "unsigned": {"age_ts": 1000000},
+        }));
+        key.hash_and_sign_event("domain", &mut minimal, &rules).unwrap();
+        let sha256 = |hash: &str| CanonicalJsonValue::Object(object(serde_json::json!({"sha256": hash})));
+        assert_eq!(minimal["hashes"], sha256("5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"));
+        assert_eq!(
+            signature(&minimal),
+            "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"
+        );
+
+        let mut redactable = object(serde_json::json!({
+            "content": {"body": "Here is the message content"}, "event_id": "$0:domain", "origin": "domain",
+            "origin_server_ts": 1000000, "type": "m.room.message", "room_id": "!r:domain", "sender": "@u:domain",
+            "signatures": {}, "unsigned": {"age_ts": 1000000},
+        }));
+        key.hash_and_sign_event("domain", &mut redactable, &rules).unwrap();
+        assert_eq!(redactable["hashes"], sha256("onLKD1bGljeBWQhWZ1kaP9SorVmRQNdN5aM2JYU2n/g"));
+        assert_eq!(
+            signature(&redactable),
+            "Wm+VzmOUOz08Ds+0NTWb1d4CZrVsJSikkeRxh6aCcUwu6pNC78FunoD7KNWzqFn241eYHYMGCA5McEiVPdhzBA"
+        );
+
+        // The signature covers the redacted event: it still verifies once the message is
+        // redacted (content emptied), and the content hash no longer matches, as the spec
+        // expects of a redacted event.
+        let redacted = ruma::canonical_json::redact(redactable.clone(), &rules.redaction, None).unwrap();
+        assert_eq!(redacted["content"], CanonicalJsonValue::Object(CanonicalJsonObject::new()));
+        let public = STANDARD_NO_PAD.encode(key.key_pair().public_key());
+        let mut keys: PublicKeyMap = BTreeMap::new();
+        keys.insert("domain".into(), BTreeMap::from([("ed25519:1".to_owned(), Base64::parse(&public).unwrap())]));
+        let verified = ruma::signatures::verify_event(&keys, &redacted, &rules).unwrap();
+        assert_eq!(verified, ruma::signatures::Verified::Signatures, "a redacted event verifies by signature only");
+        let verified = ruma::signatures::verify_event(&keys, &redactable, &rules).unwrap();
+        assert_eq!(verified, ruma::signatures::Verified::All);
+    }
+
     #[test]
     fn rotation_keeps_the_old_key_as_expired() {
         let path = temp_path("rotate");
