@@ -106,6 +106,13 @@ impl DeviceLists {
         self.rooms.send_edu_to_servers_of(user_id, edu, true).await
     }
 
+    /// Sends an m.signing_key_update (`content`: the user id and their new master and/or
+    /// self-signing keys) to the servers sharing a room with the local user.
+    pub async fn announce_signing_keys(&self, user_id: &str, content: serde_json::Value) -> ApiResult<()> {
+        let edu = json!({"edu_type": "m.signing_key_update", "content": content});
+        self.rooms.send_edu_to_servers_of(user_id, edu, true).await
+    }
+
     /// What changed for `user_id` in (`since`, `now`].
     pub async fn delta(&self, user_id: &str, since: i64, now: i64) -> ApiResult<DeviceListDelta> {
         let mut delta = DeviceListDelta::default();

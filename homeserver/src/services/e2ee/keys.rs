@@ -330,7 +330,19 @@ impl Keys {
             let json = serde_json::to_string(key).map_err(ApiError::internal)?;
             self.db.set_cross_signing_key(user_id, key_type, &json).await?;
         }
-        self.device_lists.changed(user_id).await
+        self.device_lists.changed(user_id).await?;
+        // Other servers sharing a room hear of the new master and self-signing keys themselves
+        // (spec: Server-Server API § m.signing_key_update); the user-signing key stays private.
+        let public: Vec<(&str, &Value)> =
+            uploads.iter().filter(|(key_type, _)| *key_type != "user_signing").map(|(t, k)| (*t, k)).collect();
+        if !public.is_empty() {
+            let mut content = json!({"user_id": user_id});
+            for (key_type, key) in public {
+                content[format!("{key_type}_key")] = key.clone();
+            }
+            self.device_lists.announce_signing_keys(user_id, content).await?;
+        }
+        Ok(())
     }
 
     /// POST /keys/signatures/upload: signatures by the user's own keys on their devices and
