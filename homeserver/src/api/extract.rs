@@ -207,6 +207,14 @@ pub fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// A non-negative whole-number query parameter (`limit`, `max_depth`): absent is None, anything
+/// else but a number is M_INVALID_PARAM.
+pub fn numeric_param(value: Option<&str>, name: &str) -> crate::error::ApiResult<Option<usize>> {
+    value
+        .map(|v| v.parse::<usize>().map_err(|_| ApiError::invalid_param(format!("{name} must be a number"))))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

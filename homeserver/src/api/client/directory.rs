@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::{
     api::extract::{AuthUser, MatrixJson, MatrixPath, MatrixQuery},
-    error::{ApiError, ApiResult},
+    error::ApiResult,
     state::AppState,
 };
 
@@ -106,11 +106,7 @@ async fn public_rooms_get(
     State(state): State<AppState>,
     MatrixQuery(query): MatrixQuery<PublicRoomsQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = query
-        .limit
-        .as_deref()
-        .map(|l| l.parse::<usize>().map_err(|_| ApiError::invalid_param("limit must be a number")))
-        .transpose()?;
+    let limit = crate::api::extract::numeric_param(query.limit.as_deref(), "limit")?;
     if let Some(server) = remote_server(&state, query.server.as_deref()) {
         return Ok(Json(state.rooms.remote_public_rooms(server, None, query.since.as_deref(), limit).await?));
     }

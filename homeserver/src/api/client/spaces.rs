@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    api::extract::{AuthUser, MatrixPath, MatrixQuery},
+    api::extract::{AuthUser, MatrixPath, MatrixQuery, numeric_param},
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -20,12 +20,6 @@ struct HierarchyQuery {
     limit: Option<String>,
     max_depth: Option<String>,
     suggested_only: Option<String>,
-}
-
-fn number(value: Option<&str>, name: &str) -> ApiResult<Option<usize>> {
-    value
-        .map(|v| v.parse::<usize>().map_err(|_| ApiError::invalid_param(format!("{name} must be a number"))))
-        .transpose()
 }
 
 /// `true`/`false` query flags (absent: false).
@@ -44,8 +38,8 @@ async fn hierarchy(
     MatrixPath(room_id): MatrixPath<String>,
     MatrixQuery(query): MatrixQuery<HierarchyQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = number(query.limit.as_deref(), "limit")?;
-    let max_depth = number(query.max_depth.as_deref(), "max_depth")?;
+    let limit = numeric_param(query.limit.as_deref(), "limit")?;
+    let max_depth = numeric_param(query.max_depth.as_deref(), "max_depth")?;
     let suggested_only = flag(query.suggested_only.as_deref(), "suggested_only")?;
     let answer =
         state.rooms.hierarchy(&user.user_id, &room_id, suggested_only, max_depth, limit, query.from.as_deref()).await?;

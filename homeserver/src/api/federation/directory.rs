@@ -33,11 +33,7 @@ async fn public_rooms_get(
     MatrixQuery(query): MatrixQuery<PublicRoomsQuery>,
     _signed: Signed<Value>,
 ) -> ApiResult<Json<Value>> {
-    let limit = query
-        .limit
-        .as_deref()
-        .map(|l| l.parse::<usize>().map_err(|_| ApiError::invalid_param("limit must be a number")))
-        .transpose()?;
+    let limit = crate::api::extract::numeric_param(query.limit.as_deref(), "limit")?;
     Ok(Json(state.rooms.public_rooms(None, query.since.as_deref(), limit).await?.to_json()))
 }
 

@@ -651,13 +651,7 @@ impl Rooms {
         let join_row = join_prepared.row(join, room_id, &join_prev, None, PersistKind::Timeline);
         let mut changed_members: Vec<(String, String)> = Vec::new();
         if rejoin {
-            let held_state: HashMap<StateKey, String> = self
-                .db
-                .current_state(room_id)
-                .await?
-                .into_iter()
-                .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
-                .collect();
+            let held_state = self.current_state_ids(room_id).await?;
             let changed: Vec<(&StateKey, &Pdu, Option<MemberInfo>)> = state
                 .iter()
                 .filter(|(key, pdu)| held_state.get(*key).map(String::as_str) != Some(pdu.event_id().as_str()))

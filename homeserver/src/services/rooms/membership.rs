@@ -83,6 +83,37 @@ impl Rooms {
         Ok(room_id_or_alias.to_owned())
     }
 
+    /// Where a join or knock on `room_id_or_alias` goes: the room id, and the servers to go
+    /// through when this server is not in the room — `via`, the alias's servers, a remote
+    /// inviter's, and for a room this server left the servers its members were on. None: here
+    /// (this server is in the room, or it is a room only this server ever held).
+    async fn route_membership(
+        &self,
+        user_id: &str,
+        room_id_or_alias: &str,
+        via: &[String],
+    ) -> ApiResult<(String, Option<Vec<String>>)> {
+        let (room_id, mut servers) = if room_id_or_alias.starts_with('#') {
+            self.resolve_alias(room_id_or_alias).await?
+        } else {
+            ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
+            (room_id_or_alias.to_owned(), Vec::new())
+        };
+        if self.server_in_room(&room_id).await? {
+            return Ok((room_id, None));
+        }
+        let known = self.db.room_version(&room_id).await?.is_some();
+        servers.splice(0..0, via.iter().cloned());
+        servers.extend(self.remote_inviter_server(&room_id, user_id).await?);
+        if known {
+            servers.extend(self.db.room_members(&room_id, "join").await?.iter().map(|u| server_of(u).to_owned()));
+        }
+        if known && self.candidate_servers(&room_id, &servers).is_empty() {
+            return Ok((room_id, None));
+        }
+        Ok((room_id, Some(servers)))
+    }
+
     /// Joins a room: locally when this server is in it, otherwise through another server —
     /// one of `via`, the alias's servers or the room id's server (see `federated.rs`).
     pub async fn join(
@@ -92,28 +123,12 @@ impl Rooms {
         is_guest: bool,
         via: &[String],
     ) -> ApiResult<String> {
-        let (room_id, mut servers) = if room_id_or_alias.starts_with('#') {
-            self.resolve_alias(room_id_or_alias).await?
-        } else {
-            ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
-            (room_id_or_alias.to_owned(), Vec::new())
-        };
-        if !self.server_in_room(&room_id).await? {
-            let known = self.db.room_version(&room_id).await?.is_some();
-            servers.splice(0..0, via.iter().cloned());
-            // Invited from another server: that server is in the room.
-            servers.extend(self.remote_inviter_server(&room_id, user_id).await?);
-            // A room this server left: the servers its members were on when it did.
-            if known {
-                servers.extend(self.db.room_members(&room_id, "join").await?.iter().map(|u| server_of(u).to_owned()));
+        let (room_id, through) = self.route_membership(user_id, room_id_or_alias, via).await?;
+        if let Some(servers) = through {
+            if is_guest {
+                return Err(ApiError::forbidden("Guests cannot join rooms on other servers"));
             }
-            // A room only this server ever held is joined here, like any local room.
-            if !known || !self.candidate_servers(&room_id, &servers).is_empty() {
-                if is_guest {
-                    return Err(ApiError::forbidden("Guests cannot join rooms on other servers"));
-                }
-                return self.join_remote(user_id, &room_id, &servers).await;
-            }
+            return self.join_remote(user_id, &room_id, &servers).await;
         }
         if self.db.membership(&room_id, user_id).await?.is_some_and(|m| m.membership == "join") {
             return Ok(room_id);
@@ -135,21 +150,9 @@ impl Rooms {
         via: &[String],
         reason: Option<&str>,
     ) -> ApiResult<String> {
-        let (room_id, mut servers) = if room_id_or_alias.starts_with('#') {
-            self.resolve_alias(room_id_or_alias).await?
-        } else {
-            ruma::RoomId::parse(room_id_or_alias).map_err(|_| ApiError::invalid_param("Invalid room id or alias"))?;
-            (room_id_or_alias.to_owned(), Vec::new())
-        };
-        if !self.server_in_room(&room_id).await? {
-            let known = self.db.room_version(&room_id).await?.is_some();
-            servers.splice(0..0, via.iter().cloned());
-            if known {
-                servers.extend(self.db.room_members(&room_id, "join").await?.iter().map(|u| server_of(u).to_owned()));
-            }
-            if !known || !self.candidate_servers(&room_id, &servers).is_empty() {
-                return self.knock_remote(user_id, &room_id, &servers, reason).await;
-            }
+        let (room_id, through) = self.route_membership(user_id, room_id_or_alias, via).await?;
+        if let Some(servers) = through {
+            return self.knock_remote(user_id, &room_id, &servers, reason).await;
         }
         let mut content = self.member_content(user_id, "knock").await?;
         if let Some(reason) = reason {

@@ -39,6 +39,17 @@ impl Rooms {
             .collect())
     }
 
+    /// The room's current state.
+    pub(super) async fn current_state_ids(&self, room_id: &str) -> ApiResult<StateIds> {
+        Ok(self
+            .db
+            .current_state(room_id)
+            .await?
+            .into_iter()
+            .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
+            .collect())
+    }
+
     /// Resolves competing room states into one. `extra` are events not stored yet (the event
     /// whose arrival makes branches meet) that the states may name.
     pub(super) async fn resolve_states(
@@ -148,13 +159,7 @@ impl Rooms {
         if let Some(key) = pdu.state_key() {
             after.insert((pdu.event_type_str(), key.to_owned()), pdu.event_id().to_string());
         }
-        let current: StateIds = self
-            .db
-            .current_state(room_id)
-            .await?
-            .into_iter()
-            .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
-            .collect();
+        let current = self.current_state_ids(room_id).await?;
         let resolved = if before == current {
             after
         } else {
