@@ -165,6 +165,17 @@ impl Db {
         Ok(row.is_some())
     }
 
+    /// Whether any of the room's state changed after position `after`.
+    pub async fn state_changed_after(&self, room_id: &str, after: i64) -> sqlx::Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM room_state WHERE room_id = $1 AND from_stream > $2 LIMIT 1")
+                .bind(room_id)
+                .bind(after)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.is_some())
+    }
+
     /// The room's oldest timeline event (outliers aside).
     pub async fn oldest_timeline_event(&self, room_id: &str) -> sqlx::Result<Option<StoredEvent>> {
         let sql = format!(

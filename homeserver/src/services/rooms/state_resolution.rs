@@ -150,6 +150,12 @@ impl Rooms {
         if prevs.is_empty() || prevs.len() < prev_ids.len() || !self.db.outlier_ids(prev_ids).await?.is_empty() {
             return Ok(None);
         }
+        // No state changed here since the branch point (concurrent messages, mostly): the
+        // state it was sent in is the current state, and it simply follows on.
+        let branch_point = prevs.iter().map(|prev| prev.stream).min().unwrap_or(i64::MAX);
+        if !self.db.state_changed_after(room_id, branch_point).await? {
+            return Ok(None);
+        }
         let mut befores = Vec::with_capacity(prevs.len());
         for prev in &prevs {
             befores.push(self.state_ids_at(room_id, prev.stream).await?);
