@@ -72,14 +72,8 @@ impl Rooms {
 
     /// Sends an EDU about a room (typing, a receipt) to every other server with members in it.
     pub async fn send_edu_to_room(&self, room_id: &str, edu: Value) -> ApiResult<()> {
-        let members = {
-            let _quiet = self.streams.hold().await;
-            self.head_members(room_id).await?
-        };
-        let servers: BTreeSet<&str> =
-            members.keys().map(|user| server_of(user)).filter(|server| *server != self.server_name).collect();
+        let servers = self.other_servers_in(std::slice::from_ref(&room_id.to_owned())).await?;
         if !servers.is_empty() {
-            let servers: Vec<String> = servers.into_iter().map(str::to_owned).collect();
             self.federation_sender.queue_edu(&servers, &edu);
         }
         Ok(())
@@ -88,29 +82,25 @@ impl Rooms {
     /// Sends an EDU about a user (presence; a device list change, `durable`) to every other
     /// server that shares a joined room with them.
     pub async fn send_edu_to_servers_of(&self, user_id: &str, edu: Value, durable: bool) -> ApiResult<()> {
-        let rooms: Vec<String> = self
-            .memberships(user_id)
-            .await?
-            .iter()
-            .filter(|m| m.membership == "join")
-            .map(|m| m.room_id.clone())
-            .collect();
-        let mut servers: BTreeSet<String> = BTreeSet::new();
-        {
-            let _quiet = self.streams.hold().await;
-            for room_id in &rooms {
-                let members = self.head_members(room_id).await?;
-                servers.extend(members.keys().map(|user| server_of(user).to_owned()));
-            }
-        }
-        servers.remove(&self.server_name);
-        let servers: Vec<String> = servers.into_iter().collect();
+        let servers = self.other_servers_in(&self.joined_room_ids(user_id).await?).await?;
         if durable {
             self.federation_sender.queue_durable_edu(&servers, &edu).await?;
         } else if !servers.is_empty() {
             self.federation_sender.queue_edu(&servers, &edu);
         }
         Ok(())
+    }
+
+    /// The servers other than this one with joined members in any of `rooms`.
+    async fn other_servers_in(&self, rooms: &[String]) -> ApiResult<Vec<String>> {
+        let mut servers: BTreeSet<String> = BTreeSet::new();
+        let _quiet = self.streams.hold().await;
+        for room_id in rooms {
+            let members = self.head_members(room_id).await?;
+            servers.extend(members.keys().map(|user| server_of(user).to_owned()));
+        }
+        servers.remove(&self.server_name);
+        Ok(servers.into_iter().collect())
     }
 
     /// Takes in an event another server sent (already through `incoming::check_pdu`): checked

@@ -48,13 +48,7 @@ impl Rooms {
     /// the new display name and avatar (what clients show next to their messages). A room that
     /// refuses (the user lost the right to change their member event) is skipped.
     pub async fn refresh_profile(&self, user_id: &str) -> ApiResult<()> {
-        let joined: Vec<String> = self
-            .memberships(user_id)
-            .await?
-            .iter()
-            .filter(|m| m.membership == "join")
-            .map(|m| m.room_id.clone())
-            .collect();
+        let joined = self.joined_room_ids(user_id).await?;
         for room_id in joined {
             let content = self.member_content(user_id, "join").await?;
             if let Err(error) = self.append_member(user_id, &room_id, user_id, content).await {

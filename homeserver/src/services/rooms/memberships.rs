@@ -52,6 +52,17 @@ impl MembershipCache {
 
 impl Rooms {
     /// Every room the user has a membership in (not forgotten), as of the latest commit.
+    /// The rooms the user is joined to.
+    pub async fn joined_room_ids(&self, user_id: &str) -> ApiResult<Vec<String>> {
+        Ok(self
+            .memberships(user_id)
+            .await?
+            .iter()
+            .filter(|m| m.membership == "join")
+            .map(|m| m.room_id.clone())
+            .collect())
+    }
+
     pub async fn memberships(&self, user_id: &str) -> ApiResult<Arc<Vec<MembershipRecord>>> {
         if let Some(records) = self.memberships.get(user_id) {
             return Ok(records);

@@ -42,13 +42,7 @@ impl Rooms {
             }
             None => DEFAULT_KEYS.iter().map(|k| (*k).to_owned()).collect(),
         };
-        let joined: Vec<String> = self
-            .memberships(user_id)
-            .await?
-            .iter()
-            .filter(|m| m.membership == "join")
-            .map(|m| m.room_id.clone())
-            .collect();
+        let joined = self.joined_room_ids(user_id).await?;
         let rooms: Vec<String> = match request.rooms {
             Some(wanted) => wanted.into_iter().filter(|room| joined.contains(room)).collect(),
             None => joined,

@@ -142,7 +142,8 @@ impl Rooms {
         pdu: &Pdu,
         prev_ids: &[String],
     ) -> ApiResult<Option<Resolution>> {
-        let (extremities, _) = self.db.forward_extremities(room_id).await?;
+        // Called holding the stream (from `append_checked`): the cached extremities are current.
+        let (extremities, _) = self.head_extremities(room_id).await?;
         if extremities.iter().all(|id| prev_ids.contains(id)) {
             return Ok(None);
         }
