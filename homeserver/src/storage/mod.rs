@@ -4,6 +4,7 @@
 //! `dialect.rs`. Migrations in `migrations/{sqlite,postgres}` are applied at start-up.
 
 pub mod account_data;
+pub mod branch_state;
 pub mod dehydrated;
 pub mod devices;
 mod dialect;

@@ -416,15 +416,21 @@ impl Db {
 
     /// An event where branches meet, with the room's state as state resolution decided it:
     /// each entry that changes applies from the event's position, in the event's transaction.
+    /// `branch_state` is the state the event was sent in where it differs from the state just
+    /// before its position (see `branch_state`).
     pub async fn persist_resolved(
         &self,
         stream: i64,
         event: EventToPersist<'_>,
         changed_state: &[StateReset<'_>],
+        branch_state: &[super::branch_state::BranchEntry],
     ) -> sqlx::Result<()> {
         let mut tx = self.begin_write().await?;
-        let room_id = event.room_id;
+        let (room_id, event_id) = (event.room_id, event.event_id);
         self.write_event(&mut tx, stream, event).await?;
+        if !branch_state.is_empty() {
+            super::branch_state::write_branch_state(&mut tx, event_id, room_id, branch_state).await?;
+        }
         for reset in changed_state {
             set_state(&mut tx, room_id, reset.event_type, reset.state_key, reset.event_id, stream).await?;
             if let Some((membership, displayname)) = reset.membership {

@@ -23,6 +23,7 @@ both_backends!(
     a_rotated_signing_key_stays_published_and_peers_follow,
     an_event_the_room_no_longer_allows_is_soft_failed,
     concurrent_state_is_resolved_where_branches_meet,
+    events_following_another_branch_keep_its_state,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -695,4 +696,79 @@ async fn concurrent_state_is_resolved_where_branches_meet(backend: Backend) {
     assert_eq!(send_pdu(&a, &b, "fork2", later, &later_id).await, json!({}));
     let (_, name) = b.get(&name_path, Some(&bob.token)).await;
     assert_eq!(name["name"], "Alice's later name");
+}
+
+async fn events_following_another_branch_keep_its_state(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Original"})).await;
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let power_path = b.room_path(&room_id, "state/m.room.power_levels/");
+    let (_, mut power) = b.get(&power_path, Some(&bob.token)).await;
+    power["users"][&alice.user_id] = json!(50);
+    let (_, set) = b.put(&power_path, Some(&bob.token), power).await;
+    let fork_point = set["event_id"].as_str().unwrap().to_owned();
+    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
+    let state_id = |kind: &str, key: &str| -> String {
+        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
+        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
+    };
+    let (original_name, alice_join) = (state_id("m.room.name", ""), state_id("m.room.member", &alice.user_id));
+    let name_path = b.room_path(&room_id, "state/m.room.name/");
+    let (_, bobs) = b.put(&name_path, Some(&bob.token), json!({"name": "Bob's name"})).await;
+    let bobs_name = bobs["event_id"].as_str().unwrap().to_owned();
+
+    // On Alice's branch (which never saw Bob's rename): her rename, then a message after it.
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let key = signing_key(&a);
+    let sign = |mut event: ruma::CanonicalJsonObject| {
+        key.hash_and_sign_event(a.server_name(), &mut event, &rules).unwrap();
+        let id = format!("${}", ruma::signatures::reference_hash(&event, &rules).unwrap());
+        (event, id)
+    };
+    let now = hearth::storage::now_ms();
+    let (rename, rename_id) = sign(
+        hearth_federation::to_canonical_object(json!({
+            "room_id": room_id, "sender": alice.user_id, "type": "m.room.name", "state_key": "",
+            "content": {"name": "Alice's name"}, "prev_events": [fork_point], "auth_events": [fork_point, alice_join],
+            "depth": 50, "origin_server_ts": now - 60_000,
+        }))
+        .unwrap(),
+    );
+    assert_eq!(send_pdu(&a, &b, "branch1", rename, &rename_id).await, json!({}));
+    let (message, message_id) = sign(
+        hearth_federation::to_canonical_object(json!({
+            "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
+            "content": {"msgtype": "m.text", "body": "on my branch"}, "prev_events": [rename_id],
+            "auth_events": [fork_point, alice_join], "depth": 51, "origin_server_ts": now - 59_000,
+        }))
+        .unwrap(),
+    );
+    assert_eq!(send_pdu(&a, &b, "branch2", message, &message_id).await, json!({}));
+    // Where the branches met, Bob's later rename stands.
+    let (_, name) = b.get(&name_path, Some(&bob.token)).await;
+    assert_eq!(name["name"], "Bob's name");
+
+    // Each event's state is the one of its own branch: her rename was made over the original
+    // name, her message over her rename; Bob's rename is in neither.
+    let state_ids = |event_id: &str| {
+        let path = format!("/_matrix/federation/v1/state_ids/{}?event_id={}", encode(&room_id), encode(event_id));
+        let (a, b, key) = (&a, &b, &key);
+        async move {
+            let signer = Some((a.server_name(), key, b.server_name()));
+            let (status, answer) = federation_request(b, Method::GET, &path, None, signer).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            answer["pdu_ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    let before_rename = state_ids(&rename_id).await;
+    assert!(before_rename.contains(&original_name) && !before_rename.contains(&bobs_name), "{before_rename:?}");
+    let before_message = state_ids(&message_id).await;
+    assert!(before_message.contains(&rename_id) && !before_message.contains(&bobs_name), "{before_message:?}");
+    // B's own next event follows both branches: before it, the resolved state.
+    let merged = b.send_text(&bob.token, &room_id, "merged").await;
+    let before_merged = state_ids(&merged).await;
+    assert!(before_merged.contains(&bobs_name) && !before_merged.contains(&rename_id), "{before_merged:?}");
 }

@@ -19,6 +19,7 @@ both_backends!(
     invites_are_rejected_across_servers,
     knocks_cross_servers,
     history_from_before_the_join_is_backfilled,
+    a_jump_to_a_date_before_the_join_fetches_that_history,
     a_remote_room_is_left_and_rejoined,
     to_device_messages_survive_a_restart_while_the_peer_is_down,
 );
@@ -516,6 +517,40 @@ async fn history_from_before_the_join_is_backfilled(backend: Backend) {
         page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
     let oldest_first: Vec<&str> = expected.iter().rev().map(String::as_str).collect();
     assert_eq!(forward, oldest_first);
+}
+
+async fn a_jump_to_a_date_before_the_join_fetches_that_history(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let event_id = b.send_text(&bob.token, &room_id, &format!("old {i}")).await;
+        let (_, event) = b.get(&b.room_path(&room_id, &format!("event/{}", encode(&event_id))), Some(&bob.token)).await;
+        sent.push((event_id, event["origin_server_ts"].as_i64().unwrap()));
+        // Distinct timestamps, so each message is the one nearest its own.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+
+    // Alice jumps to the time of Bob's sixth message: A holds nothing that old, asks B for the
+    // history back to then, and answers with that message, which /context then shows.
+    let (target, ts) = &sent[5];
+    for dir in ["f", "b"] {
+        let path = format!("/_matrix/client/v1/rooms/{}/timestamp_to_event?ts={ts}&dir={dir}", encode(&room_id));
+        let (status, found) = a.get(&path, Some(&alice.token)).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["event_id"], target.as_str(), "dir={dir}: {found}");
+        assert_eq!(found["origin_server_ts"], *ts);
+    }
+    let context = a.room_path(&room_id, &format!("context/{}?limit=2", encode(target)));
+    let (status, around) = a.get(&context, Some(&alice.token)).await;
+    assert_eq!(status, StatusCode::OK, "{around}");
+    assert_eq!(around["event"]["content"]["body"], "old 5");
+    assert_eq!(around["events_before"][0]["content"]["body"], "old 4", "{around}");
+    assert_eq!(around["events_after"][0]["content"]["body"], "old 6", "{around}");
 }
 
 async fn a_remote_room_is_left_and_rejoined(backend: Backend) {

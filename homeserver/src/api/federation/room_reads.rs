@@ -84,8 +84,7 @@ async fn state_before(
     event_id: &str,
 ) -> ApiResult<(Vec<StoredEvent>, Vec<StoredEvent>)> {
     let at = room_event(state, room_id, event_id).await?;
-    let ids: Vec<String> =
-        state.db.state_at(room_id, at.stream - 1).await?.into_iter().map(|entry| entry.event_id).collect();
+    let ids: Vec<String> = state.rooms.state_event_ids_before(&at).await?;
     let events = state.db.events(&ids).await?;
     let chain = state.rooms.auth_chain(&events).await?;
     Ok((events, chain))

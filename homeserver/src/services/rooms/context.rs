@@ -68,6 +68,11 @@ impl Rooms {
         self.rules(room_id).await?;
         let visibility = self.visibility(user_id, room_id).await?;
         let ceiling = visibility.limit(self.notifier().current().stream);
+        // A time before everything held (a room joined over federation): the history there is
+        // asked of the servers in the room first.
+        if let Err(error) = self.backfill_back_to(room_id, ts).await {
+            tracing::info!(?error, room_id, "history for a jump to a date could not be fetched");
+        }
         self.db
             .event_near_time(room_id, ts, forwards, ceiling)
             .await?

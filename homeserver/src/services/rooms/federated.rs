@@ -203,6 +203,7 @@ impl Rooms {
             remote: true,
             destinations: &destinations,
             resolved: resets.as_deref(),
+            branch_state: resolution.as_ref().map_or(&[][..], |resolution| resolution.branch_state.as_slice()),
             ..Commit::default()
         };
         self.persist(pdu, &room_id, &prev_events, commit, stream).await?;

@@ -8,7 +8,9 @@
 //!   event held, the events before it are asked of a server in the room (GET /backfill),
 //!   checked (signatures, content hash, and their authorization when their auth events are
 //!   held) and stored below everything held, so pagination goes on into them. Sync positions
-//!   never include them: they are history, not news.
+//!   never include them: they are history, not news;
+//! - the same history when a client asks for the event nearest a time before the oldest event
+//!   held (GET /timestamp_to_event, "jump to date"): it is paged in until it reaches that time.
 
 use hearth_federation::{Pdu, event_auth};
 use reqwest::Method;
@@ -34,7 +36,31 @@ const BACKFILL_SERVERS: usize = 5;
 /// repeatedly; one larger ask covers a typical outage).
 const MISSING_EVENTS_LIMIT: usize = 100;
 
+/// Backfill rounds one jump to a date makes at most (of `TIME_BACKFILL_BATCH` events each).
+const TIME_BACKFILL_ROUNDS: usize = 20;
+const TIME_BACKFILL_BATCH: usize = 100;
+
 impl Rooms {
+    /// Pages in the room's history from other servers until it reaches `ts` (an event held sent
+    /// at or before it) or the room's creation, so that the events around `ts` are held. Bounded:
+    /// a jump further back than `TIME_BACKFILL_ROUNDS` batches answers from what is held.
+    pub(super) async fn backfill_back_to(&self, room_id: &str, ts: i64) -> ApiResult<()> {
+        for _ in 0..TIME_BACKFILL_ROUNDS {
+            let Some(oldest) = self.db.oldest_timeline_event(room_id).await? else { return Ok(()) };
+            let sent_at = serde_json::from_str::<serde_json::Value>(&oldest.json)
+                .ok()
+                .and_then(|json| json["origin_server_ts"].as_i64())
+                .unwrap_or(i64::MIN);
+            if oldest.event_type == "m.room.create" || sent_at <= ts {
+                return Ok(());
+            }
+            if !self.backfill(room_id, TIME_BACKFILL_BATCH).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     /// Takes in an event `origin` sent, first filling in the events between this server's
     /// latest ones and it when it cites events this server lacks. A failed fill is logged: the
     /// event itself is still taken in.

@@ -5,7 +5,9 @@
 //!
 //! The state "after" an event is what this server recorded at that event's position (its
 //! state history is linear, each position holding the state in force then), which is exact for
-//! events on a branch this server followed and the resolved state for events where branches met.
+//! events on a branch this server followed. Where an event from another branch made branches
+//! meet, its position holds the resolved state; the state it was sent in is kept beside it
+//! (`storage::branch_state`) and read back for the events that follow it on its branch.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +20,10 @@ use ruma::{
 };
 
 use super::{Rooms, federated::StateKey};
-use crate::error::{ApiError, ApiResult};
+use crate::{
+    error::{ApiError, ApiResult},
+    storage::{branch_state::BranchEntry, rooms::StoredEvent},
+};
 
 /// A room state as event ids by (type, state key).
 pub(super) type StateIds = HashMap<StateKey, String>;
@@ -37,6 +42,45 @@ impl Rooms {
             .into_iter()
             .map(|entry| ((entry.event_type, entry.state_key), entry.event_id))
             .collect())
+    }
+
+    /// The state before `event`: what was recorded just before its position, or for an event
+    /// whose arrival made branches meet, the state it was sent in.
+    pub async fn state_event_ids_before(&self, event: &StoredEvent) -> ApiResult<Vec<String>> {
+        let branch = self.db.branch_states(std::slice::from_ref(&event.event_id)).await?;
+        Ok(self.state_before_with(event, branch.get(&event.event_id)).await?.into_values().collect())
+    }
+
+    async fn state_before_with(&self, event: &StoredEvent, branch: Option<&Vec<BranchEntry>>) -> ApiResult<StateIds> {
+        let mut state = self.state_ids_at(&event.room_id, event.stream - 1).await?;
+        for (kind, key, id) in branch.into_iter().flatten() {
+            match id {
+                Some(id) => state.insert((kind.clone(), key.clone()), id.clone()),
+                None => state.remove(&(kind.clone(), key.clone())),
+            };
+        }
+        Ok(state)
+    }
+
+    /// The state after each of `events` on its own branch of the room's history.
+    async fn states_after(&self, events: &[StoredEvent]) -> ApiResult<Vec<StateIds>> {
+        let ids: Vec<String> = events.iter().map(|event| event.event_id.clone()).collect();
+        let branches = self.db.branch_states(&ids).await?;
+        let mut states = Vec::with_capacity(events.len());
+        for event in events {
+            let state = match branches.get(&event.event_id) {
+                Some(branch) => {
+                    let mut state = self.state_before_with(event, Some(branch)).await?;
+                    if let Some(key) = &event.state_key {
+                        state.insert((event.event_type.clone(), key.clone()), event.event_id.clone());
+                    }
+                    state
+                }
+                None => self.state_ids_at(&event.room_id, event.stream).await?,
+            };
+            states.push(state);
+        }
+        Ok(states)
     }
 
     /// The room's current state.
@@ -128,6 +172,8 @@ pub(super) struct Resolution {
     pub current: StateIds,
     /// The room's state once it is taken in: current and (before + it), resolved.
     pub resolved: StateIds,
+    /// `before` where it differs from `current`, kept with the event.
+    pub branch_state: Vec<BranchEntry>,
 }
 
 impl Rooms {
@@ -151,16 +197,16 @@ impl Rooms {
         if prevs.is_empty() || prevs.len() < prev_ids.len() || !self.db.outlier_ids(prev_ids).await?.is_empty() {
             return Ok(None);
         }
-        // No state changed here since the branch point (concurrent messages, mostly): the
-        // state it was sent in is the current state, and it simply follows on.
+        // No state changed here since the branch point (concurrent messages, mostly) and it
+        // follows no event that was itself sent in other state: the state it was sent in is
+        // the current state, and it simply follows on.
         let branch_point = prevs.iter().map(|prev| prev.stream).min().unwrap_or(i64::MAX);
-        if !self.db.state_changed_after(room_id, branch_point).await? {
+        if !self.db.state_changed_after(room_id, branch_point).await?
+            && self.db.branch_states(prev_ids).await?.is_empty()
+        {
             return Ok(None);
         }
-        let mut befores = Vec::with_capacity(prevs.len());
-        for prev in &prevs {
-            befores.push(self.state_ids_at(room_id, prev.stream).await?);
-        }
+        let befores = self.states_after(&prevs).await?;
         let before = self.resolve_states(rules, &befores, &[]).await?;
         let mut after = before.clone();
         if let Some(key) = pdu.state_key() {
@@ -172,7 +218,18 @@ impl Rooms {
         } else {
             self.resolve_states(rules, &[current.clone(), after], &[pdu]).await?
         };
-        Ok(Some(Resolution { before, current, resolved }))
+        let mut branch_state: Vec<BranchEntry> = before
+            .iter()
+            .filter(|(key, id)| current.get(*key) != Some(*id))
+            .map(|((kind, key), id)| (kind.clone(), key.clone(), Some(id.clone())))
+            .collect();
+        branch_state.extend(
+            current
+                .keys()
+                .filter(|key| !before.contains_key(*key))
+                .map(|(kind, key)| (kind.clone(), key.clone(), None)),
+        );
+        Ok(Some(Resolution { before, current, resolved, branch_state }))
     }
 
     /// The events of `state` for `keys` (those it has), parsed.

@@ -34,6 +34,9 @@ pub(super) struct Commit<'a> {
     /// Where branches meet: the state entries state resolution changed, applied instead of the
     /// event's own state.
     pub resolved: Option<&'a [crate::storage::rooms::StateReset<'a>]>,
+    /// With `resolved`: the state the event was sent in, where it differs from the state just
+    /// before its position.
+    pub branch_state: &'a [crate::storage::branch_state::BranchEntry],
 }
 
 /// A local event built and authorized but not yet committed.
@@ -261,7 +264,7 @@ impl Rooms {
         commit: Commit<'_>,
         stream: i64,
     ) -> ApiResult<()> {
-        let Commit { new_room, transaction, push, destinations, remote, resolved } = commit;
+        let Commit { new_room, transaction, push, destinations, remote, resolved, branch_state } = commit;
         let no_push = crate::services::push::evaluate::PushOutcome::default();
         let push = push.unwrap_or(&no_push);
         let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
@@ -318,7 +321,7 @@ impl Rooms {
             kind,
         };
         let written = match resolved {
-            Some(resets) => self.db.persist_resolved(stream, row, resets).await,
+            Some(resets) => self.db.persist_resolved(stream, row, resets, branch_state).await,
             None => self.db.persist_event(stream, row).await,
         };
         written.map_err(|error| {
