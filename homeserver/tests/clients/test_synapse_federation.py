@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -710,6 +711,78 @@ async def test_older_room_versions_work_across_servers(hearth, synapse):
             await messages_until(guest, room_id, [f"hello in v{version}"])
             await send(guest, room_id, f"reply in v{version}")
             await messages_until(owner, room_id, [f"reply in v{version}"])
+    finally:
+        await alice.close()
+        await sam.close()
+
+
+def room_name(client, room_id):
+    return get_json(client, f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/state/m.room.name/")["name"]
+
+
+def holds_event(client, room_id, event_id):
+    try:
+        get_json(client, f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/event/"
+                         f"{urllib.parse.quote(event_id, safe='')}")
+        return True
+    except urllib.error.HTTPError:
+        return False
+
+
+def restored(client, base_url):
+    fresh = AsyncClient(base_url, client.user_id)
+    fresh.restore_login(client.user_id, client.device_id, client.access_token)
+    return fresh
+
+
+async def test_concurrent_renames_on_both_servers_resolve_to_the_same_state(hearth, synapse):
+    """The servers are cut off from each other in turn and the room is renamed on each side,
+    Synapse first: two branches of the room's history. Once both are up, each takes in the other's
+    rename, and state resolution (v2) makes both agree on the later one, Alice's — although on
+    Hearth, Sam's rename is the one that arrives last."""
+    alice = await user(hearth.base_url, hearth.server_name, "alice")
+    sam = await user(synapse.base_url, synapse.server_name, "sam")
+    try:
+        created = await sam.room_create(name="Before", visibility=RoomVisibility.public)
+        room_id = created.room_id
+        join_via(alice, room_id, synapse.server_name)
+        quoted = urllib.parse.quote(room_id, safe="")
+        power = get_json(sam, f"/_matrix/client/v3/rooms/{quoted}/state/m.room.power_levels/")
+        power.setdefault("users", {})[alice.user_id] = 50
+        assert getattr(await sam.room_put_state(room_id, "m.room.power_levels", power), "event_id", None)
+        await send(sam, room_id, "fork point")
+        await messages_until(alice, room_id, ["fork point"])
+
+        # Hearth is down: Sam renames the room on Synapse.
+        hearth.process.terminate()
+        hearth.process.wait(timeout=15)
+        sams = await sam.room_put_state(room_id, "m.room.name", {"name": "Sam's name"})
+        assert getattr(sams, "event_id", None), sams
+        # Synapse is down, Hearth back: Alice renames it on Hearth, later.
+        synapse.stop()
+        restart_server(hearth)
+        await alice.close()
+        alice = restored(alice, hearth.base_url)
+        assert room_name(alice, room_id) == "Before"
+        alices = await alice.room_put_state(room_id, "m.room.name", {"name": "Alice's name"})
+        assert getattr(alices, "event_id", None), alices
+        # Both up: each server takes in the other's rename and resolves.
+        synapse.start()
+        await sam.close()
+        sam = restored(sam, synapse.base_url)
+        await send(alice, room_id, "after the split")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if holds_event(alice, room_id, sams.event_id) and holds_event(sam, room_id, alices.event_id):
+                break
+            await asyncio.sleep(0.5)
+        assert holds_event(alice, room_id, sams.event_id), "Sam's rename reached Hearth"
+        assert holds_event(sam, room_id, alices.event_id), "Alice's rename reached Synapse"
+        assert room_name(sam, room_id) == "Alice's name"
+        assert room_name(alice, room_id) == "Alice's name"
+        # And the room goes on across both: messages still flow each way.
+        await send(sam, room_id, "agreed")
+        await messages_until(alice, room_id, ["agreed"])
     finally:
         await alice.close()
         await sam.close()
