@@ -389,17 +389,21 @@ impl Db {
         Ok((rows.into_iter().map(|(id, _)| id).collect(), depth))
     }
 
+    /// The event a client's transaction created: (user, device, txn id) sending `event_type`
+    /// into `room_id`.
     pub async fn transaction_event(
         &self,
-        user_id: &str,
-        device_id: &str,
-        txn_id: &str,
+        (user_id, device_id, txn_id): (&str, &str, &str),
+        room_id: &str,
+        event_type: &str,
     ) -> sqlx::Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as(
-            "SELECT event_id FROM event_transactions WHERE user_id = $1 AND device_id = $2 AND txn_id = $3",
+            "SELECT event_id FROM event_transactions
+             WHERE user_id = $1 AND device_id = $2 AND scope = $3 AND txn_id = $4",
         )
         .bind(user_id)
         .bind(device_id)
+        .bind(transaction_scope(room_id, event_type))
         .bind(txn_id)
         .fetch_optional(self.pool())
         .await?;
@@ -620,10 +624,11 @@ impl Db {
         }
         if let Some((user_id, device_id, txn_id)) = event.transaction {
             sqlx::query(
-                "INSERT INTO event_transactions (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO event_transactions (user_id, device_id, scope, txn_id, event_id) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(user_id)
             .bind(device_id)
+            .bind(transaction_scope(event.room_id, event.event_type))
             .bind(txn_id)
             .bind(event.event_id)
             .execute(&mut **tx)
@@ -846,6 +851,12 @@ impl Db {
 }
 
 /// Makes `event_id` the room's state for (`event_type`, `state_key`) from position `stream` on.
+/// What a transaction id is unique within, besides the device: the endpoint it was sent to,
+/// as its room and event type (migration 0020).
+fn transaction_scope(room_id: &str, event_type: &str) -> String {
+    format!("{room_id} {event_type}")
+}
+
 async fn set_state(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     room_id: &str,

@@ -266,6 +266,25 @@ async fn sending_is_idempotent_per_device_and_transaction(backend: Backend) {
         .cloned()
         .unwrap();
     assert_eq!(mine["unsigned"]["transaction_id"], "txn-1");
+
+    // The same transaction id sent to another room, or as another event type, is another
+    // request (a bot counting its sends per room does this).
+    let other_room = app.create_room(&alice.token, json!({})).await;
+    let elsewhere = app.room_path(&other_room, "send/m.room.message/txn-1");
+    let (status, there) = app.put(&elsewhere, Some(&alice.token), json!({"msgtype": "m.text", "body": "there"})).await;
+    assert_eq!(status, StatusCode::OK, "{there}");
+    assert_ne!(there["event_id"], first["event_id"]);
+    let (_, event) = app
+        .get(
+            &app.room_path(&other_room, &format!("event/{}", encode(there["event_id"].as_str().unwrap()))),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(event["content"]["body"], "there");
+    let (_, reaction) = app.put(&app.room_path(&room, "send/m.reaction/txn-1"), Some(&alice.token), json!({})).await;
+    assert!(reaction["event_id"].is_string() && reaction["event_id"] != first["event_id"], "{reaction}");
+    let (_, again) = app.put(&elsewhere, Some(&alice.token), json!({"msgtype": "m.text", "body": "there"})).await;
+    assert_eq!(again["event_id"], there["event_id"], "and a retry of it is still the same event");
 }
 
 async fn redaction_strips_content_for_everyone_and_needs_power(backend: Backend) {

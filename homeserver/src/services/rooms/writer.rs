@@ -60,20 +60,22 @@ pub struct NewEvent<'a> {
 }
 
 impl Rooms {
-    /// Appends an event; returns its event id. A repeated (device, txn id) returns the event
-    /// the first request created.
+    /// Appends an event; returns its event id. A repeated (device, txn id) for the same room and
+    /// event type returns the event the first request created.
     pub async fn append(&self, new: NewEvent<'_>) -> ApiResult<String> {
-        let (sender, transaction) = (new.sender, new.transaction);
+        let (sender, transaction, room_id, event_type) = (new.sender, new.transaction, new.room_id, new.event_type);
         match self.append_new(new).await {
             Ok(event_id) => Ok(event_id),
             // A repeated transaction fails somewhere (at the latest on the transaction id's
             // primary key, in the same database transaction as the event), and only then is
             // the earlier event looked up: new sends, nearly all of them, never ask.
             Err(error) => match transaction {
-                Some((device, txn)) => match self.db.transaction_event(sender, device, txn).await? {
-                    Some(existing) => Ok(existing),
-                    None => Err(error),
-                },
+                Some((device, txn)) => {
+                    match self.db.transaction_event((sender, device, txn), room_id, event_type).await? {
+                        Some(existing) => Ok(existing),
+                        None => Err(error),
+                    }
+                }
                 None => Err(error),
             },
         }

@@ -30,7 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/rooms/{room_id}/report", post(report_room))
 }
 
-/// PUT /rooms/{roomId}/send/{eventType}/{txnId} — idempotent per device and txn id.
+/// PUT /rooms/{roomId}/send/{eventType}/{txnId} — idempotent per device, room, event type and
+/// txn id (the endpoint it went to, as Synapse scopes them).
 async fn send(
     State(state): State<AppState>,
     user: AuthUser,
