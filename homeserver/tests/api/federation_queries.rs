@@ -24,6 +24,7 @@ both_backends!(
     an_event_the_room_no_longer_allows_is_soft_failed,
     concurrent_state_is_resolved_where_branches_meet,
     events_following_another_branch_keep_its_state,
+    only_the_inviting_server_withdraws_an_invite,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -771,4 +772,42 @@ async fn events_following_another_branch_keep_its_state(backend: Backend) {
     let merged = b.send_text(&bob.token, &room_id, "merged").await;
     let before_merged = state_ids(&merged).await;
     assert!(before_merged.contains(&bobs_name) && !before_merged.contains(&rename_id), "{before_merged:?}");
+}
+
+async fn only_the_inviting_server_withdraws_an_invite(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let Some(c) = spawn_federating(backend, |_| {}).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "private_chat"})).await;
+    let invite = b.room_path(&room_id, "invite");
+    assert_eq!(b.post(&invite, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while a.sync(&alice.token, None, 0).await["rooms"]["invite"].get(&room_id).is_none() {
+        assert!(std::time::Instant::now() < deadline, "the invite never reached A");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A third server, not in the room, signs a leave for Alice's invite: A refuses it.
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let key = signing_key(&c);
+    let mut leave = hearth_federation::to_canonical_object(json!({
+        "room_id": room_id, "sender": format!("@mallory:{}", c.server_name()), "type": "m.room.member",
+        "state_key": alice.user_id, "content": {"membership": "leave"}, "prev_events": [], "auth_events": [],
+        "depth": 5, "origin_server_ts": hearth::storage::now_ms(),
+    }))
+    .unwrap();
+    key.hash_and_sign_event(c.server_name(), &mut leave, &rules).unwrap();
+    let leave_id = format!("${}", ruma::signatures::reference_hash(&leave, &rules).unwrap());
+    let transaction = json!({"origin": c.server_name(), "origin_server_ts": 1, "pdus": [leave], "edus": []});
+    let signer = Some((c.server_name(), &key, a.server_name()));
+    let (status, answer) =
+        federation_request(&a, Method::PUT, "/_matrix/federation/v1/send/withdraw1", Some(transaction), signer).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let outcome = answer["pdus"].get(&leave_id);
+    assert!(outcome.is_none_or(|outcome| outcome["error"].is_string()), "not accepted: {answer}");
+    let sync = a.sync(&alice.token, None, 0).await;
+    assert!(sync["rooms"]["invite"].get(&room_id).is_some(), "the invite stands: {sync}");
+    // She can still accept it.
+    assert_eq!(a.join(&alice.token, &room_id).await.0, StatusCode::OK);
 }

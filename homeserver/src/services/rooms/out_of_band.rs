@@ -334,16 +334,27 @@ impl Rooms {
 
     /// A PDU another server sent for a room this server is not in. Only a leave ending a local
     /// user's invite or knock (the invite withdrawn, the knock refused) is taken in; it is
-    /// checked for its sender's signature and for coming from the sender's server.
+    /// checked for its sender's signature and for coming from the sender's server, and an invite
+    /// can only be withdrawn by the server that sent it (this server cannot check anyone
+    /// else's power in a room it is not in).
     pub async fn receive_out_of_band(&self, origin: &str, room_id: &str, event: Value) -> Result<String, String> {
         const NOT_IN_ROOM: &str = "this server is not in that room";
         let target = event["state_key"].as_str().unwrap_or_default().to_owned();
         if event["type"] != "m.room.member" || server_of(&target) != self.server_name {
             return Err(NOT_IN_ROOM.into());
         }
-        let current = self.db.membership(room_id, &target).await.ok().flatten();
-        if !current.is_some_and(|m| matches!(m.membership.as_str(), "invite" | "knock")) {
+        let Some(current) = self.db.membership(room_id, &target).await.ok().flatten() else {
             return Err(NOT_IN_ROOM.into());
+        };
+        match current.membership.as_str() {
+            "knock" => {}
+            "invite" => {
+                let invite = self.db.event(&current.event_id).await.ok().flatten();
+                if invite.is_none_or(|invite| server_of(&invite.sender) != origin) {
+                    return Err("only the inviting server may withdraw an invite".into());
+                }
+            }
+            _ => return Err(NOT_IN_ROOM.into()),
         }
         let version = self.db.out_of_band_room_version(room_id, &target).await.ok().flatten();
         let rules = version.as_deref().and_then(rules_for).ok_or(NOT_IN_ROOM)?;
