@@ -58,16 +58,15 @@ impl Rooms {
     /// The other servers that must receive a local event: those of the room's joined members,
     /// and for a membership event the target's (an invited or departing user's server).
     pub(super) async fn destinations(&self, room_id: &str, pdu: &Pdu) -> ApiResult<Vec<String>> {
-        let members = self.head_members(room_id).await?;
-        let mut servers: BTreeSet<&str> =
-            members.keys().map(|user| server_of(user)).filter(|server| *server != self.server_name).collect();
+        let mut servers = self.head_servers(room_id).await?.to_vec();
         if pdu.kind().to_string() == "m.room.member"
             && let Some(target) = pdu.state_key()
             && server_of(target) != self.server_name
+            && !servers.iter().any(|server| server == server_of(target))
         {
-            servers.insert(server_of(target));
+            servers.push(server_of(target).to_owned());
         }
-        Ok(servers.into_iter().map(str::to_owned).collect())
+        Ok(servers)
     }
 
     /// Sends an EDU about a room (typing, a receipt) to every other server with members in it.

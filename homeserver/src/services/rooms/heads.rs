@@ -29,6 +29,9 @@ pub struct RoomHeads {
 /// Joined members and their display names.
 pub type Members = Arc<HashMap<String, Option<String>>>;
 
+/// Other servers, each once.
+pub type Servers = Arc<Vec<String>>;
+
 /// The members with their own push rules.
 pub type CustomRules = Arc<HashMap<String, Arc<ruma::push::Ruleset>>>;
 
@@ -48,6 +51,9 @@ struct Head {
     members: Option<Members>,
     /// None until first needed; only kept while `members` is.
     custom_rules: Option<CustomRuleView>,
+    /// The other servers with joined members (where the room's events go), derived from
+    /// `members`; None until needed and after any change to them.
+    servers: Option<Servers>,
     /// Current state events by (type, state_key); None: known to be absent.
     state: HashMap<StateKey, Option<Arc<Pdu>>>,
 }
@@ -72,6 +78,7 @@ impl RoomHeads {
                 {
                     let content: serde_json::Value = serde_json::from_str(pdu.content_json().get()).unwrap_or_default();
                     let members = Arc::make_mut(members);
+                    head.servers = None;
                     if content["membership"] == "join" {
                         let displayname = content["displayname"].as_str().map(str::to_owned);
                         if members.insert(state_key.to_owned(), displayname).is_none()
@@ -128,8 +135,30 @@ impl Rooms {
         self.heads.with(room_id, |head| {
             head.members = Some(members.clone());
             head.custom_rules = None;
+            head.servers = None;
         });
         Ok(members)
+    }
+
+    /// The other servers with members joined to the room (call holding the stream): worked out
+    /// from the members once per membership change, not per event.
+    pub(super) async fn head_servers(&self, room_id: &str) -> ApiResult<Servers> {
+        if let Some(servers) = self.heads.with(room_id, |head| head.members.as_ref().and(head.servers.clone())) {
+            return Ok(servers);
+        }
+        let members = self.head_members(room_id).await?;
+        let servers: std::collections::BTreeSet<&str> = members
+            .keys()
+            .map(|user| crate::services::usernames::server_of(user))
+            .filter(|server| *server != self.server_name)
+            .collect();
+        let servers: Servers = Arc::new(servers.into_iter().map(str::to_owned).collect());
+        self.heads.with(room_id, |head| {
+            if head.members.as_ref().is_some_and(|known| Arc::ptr_eq(known, &members)) {
+                head.servers = Some(servers.clone());
+            }
+        });
+        Ok(servers)
     }
 
     /// Which of the members (as `head_members` returned them) have their own push rules (call
