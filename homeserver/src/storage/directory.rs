@@ -120,10 +120,10 @@ impl Db {
         up_to: i64,
     ) -> sqlx::Result<Option<(String, i64)>> {
         let sql = if forwards {
-            "SELECT event_id, origin_server_ts FROM events WHERE room_id = $1 AND origin_server_ts >= $2 AND stream_ordering <= $3
+            "SELECT event_id, origin_server_ts FROM events WHERE room_id = $1 AND origin_server_ts >= $2 AND stream_ordering <= $3 AND outlier = 0
              ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1"
         } else {
-            "SELECT event_id, origin_server_ts FROM events WHERE room_id = $1 AND origin_server_ts <= $2 AND stream_ordering <= $3
+            "SELECT event_id, origin_server_ts FROM events WHERE room_id = $1 AND origin_server_ts <= $2 AND stream_ordering <= $3 AND outlier = 0
              ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1"
         };
         sqlx::query_as(sql).bind(room_id).bind(ts).bind(up_to).fetch_optional(self.pool()).await

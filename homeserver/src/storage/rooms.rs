@@ -390,12 +390,11 @@ impl Db {
     }
 
     /// The event a client's transaction created: (user, device, txn id) sending `event_type`
-    /// into `room_id`.
+    /// into `room_id` (for a redaction, of `redacts`).
     pub async fn transaction_event(
         &self,
         (user_id, device_id, txn_id): (&str, &str, &str),
-        room_id: &str,
-        event_type: &str,
+        (room_id, event_type, redacts): (&str, &str, Option<&str>),
     ) -> sqlx::Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT event_id FROM event_transactions
@@ -403,7 +402,7 @@ impl Db {
         )
         .bind(user_id)
         .bind(device_id)
-        .bind(transaction_scope(room_id, event_type))
+        .bind(transaction_scope(room_id, event_type, redacts))
         .bind(txn_id)
         .fetch_optional(self.pool())
         .await?;
@@ -628,7 +627,7 @@ impl Db {
             )
             .bind(user_id)
             .bind(device_id)
-            .bind(transaction_scope(event.room_id, event.event_type))
+            .bind(transaction_scope(event.room_id, event.event_type, event.redacts))
             .bind(txn_id)
             .bind(event.event_id)
             .execute(&mut **tx)
@@ -850,13 +849,16 @@ impl Db {
     }
 }
 
-/// Makes `event_id` the room's state for (`event_type`, `state_key`) from position `stream` on.
 /// What a transaction id is unique within, besides the device: the endpoint it was sent to,
-/// as its room and event type (migration 0020).
-fn transaction_scope(room_id: &str, event_type: &str) -> String {
-    format!("{room_id} {event_type}")
+/// as its room and event type, and for a redaction the event redacted (migration 0020).
+fn transaction_scope(room_id: &str, event_type: &str, redacts: Option<&str>) -> String {
+    match redacts {
+        Some(redacts) if event_type == "m.room.redaction" => format!("{room_id} {event_type} {redacts}"),
+        _ => format!("{room_id} {event_type}"),
+    }
 }
 
+/// Makes `event_id` the room's state for (`event_type`, `state_key`) from position `stream` on.
 async fn set_state(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     room_id: &str,

@@ -285,6 +285,15 @@ async fn sending_is_idempotent_per_device_and_transaction(backend: Backend) {
     assert!(reaction["event_id"].is_string() && reaction["event_id"] != first["event_id"], "{reaction}");
     let (_, again) = app.put(&elsewhere, Some(&alice.token), json!({"msgtype": "m.text", "body": "there"})).await;
     assert_eq!(again["event_id"], there["event_id"], "and a retry of it is still the same event");
+    // Redactions of two events under one transaction id are two redactions.
+    let path = app.room_path(&room, &format!("redact/{}/same-txn", encode(first["event_id"].as_str().unwrap())));
+    assert_eq!(app.put(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let second = app.send_text(&alice.token, &room, "redact me too").await;
+    let path = app.room_path(&room, &format!("redact/{}/same-txn", encode(&second)));
+    assert_eq!(app.put(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let (_, event) = app.get(&app.room_path(&room, &format!("event/{}", encode(&second))), Some(&alice.token)).await;
+    assert!(event["unsigned"]["redacted_because"].is_object(), "redacted: {event}");
+    assert!(event["content"].as_object().unwrap().is_empty(), "{event}");
 }
 
 async fn redaction_strips_content_for_everyone_and_needs_power(backend: Backend) {

@@ -163,10 +163,9 @@ impl Rooms {
         Ok(false)
     }
 
-    /// Stores backfilled events that are new to the timeline below every position held, oldest
-    /// lowest; whether there were any.
-    async fn store_backfilled(&self, room_id: &str, events: Vec<Pdu>, rules: &RoomVersionRules) -> ApiResult<bool> {
-        let mut events = events;
+    /// Keeps the events not in the timeline yet (new, or held only as outliers); returns which
+    /// of them are outliers.
+    async fn keep_new_to_timeline(&self, events: &mut Vec<Pdu>) -> ApiResult<HashSet<String>> {
         let ids: Vec<String> = events.iter().map(|pdu| pdu.event_id().to_string()).collect();
         let held: HashSet<String> = self.db.events(&ids).await?.into_iter().map(|e| e.event_id).collect();
         let outliers: HashSet<String> = self.db.outlier_ids(&ids).await?.into_iter().collect();
@@ -174,6 +173,14 @@ impl Rooms {
             let id = pdu.event_id().as_str();
             !held.contains(id) || outliers.contains(id)
         });
+        Ok(outliers)
+    }
+
+    /// Stores backfilled events that are new to the timeline below every position held, oldest
+    /// lowest; whether there were any.
+    async fn store_backfilled(&self, room_id: &str, events: Vec<Pdu>, rules: &RoomVersionRules) -> ApiResult<bool> {
+        let mut events = events;
+        self.keep_new_to_timeline(&mut events).await?;
         let mut seen = HashSet::new();
         events.retain(|pdu| seen.insert(pdu.event_id().to_owned()));
         let mut authorized = Vec::with_capacity(events.len());
@@ -187,9 +194,15 @@ impl Rooms {
             return Ok(false);
         }
         events.sort_by_key(|pdu| (pdu.depth(), pdu.origin_server_ts()));
-        let prepared: Vec<Prepared> = events.iter().map(Prepared::of).collect::<ApiResult<_>>()?;
         // One writer at a time allocates positions, backfill included.
         let _slot = self.streams.begin().await;
+        // Another backfill of the same history (a jump to a date while /messages pages back)
+        // may have stored some of them meanwhile.
+        let outliers = self.keep_new_to_timeline(&mut events).await?;
+        if events.is_empty() {
+            return Ok(false);
+        }
+        let prepared: Vec<Prepared> = events.iter().map(Prepared::of).collect::<ApiResult<_>>()?;
         let base = self.db.min_stream().await? - events.len() as i64 - 1;
         let mut rows = Vec::new();
         let mut promoted = Vec::new();

@@ -64,6 +64,7 @@ impl Rooms {
     /// event type returns the event the first request created.
     pub async fn append(&self, new: NewEvent<'_>) -> ApiResult<String> {
         let (sender, transaction, room_id, event_type) = (new.sender, new.transaction, new.room_id, new.event_type);
+        let redacts = new.content["redacts"].as_str().map(str::to_owned);
         match self.append_new(new).await {
             Ok(event_id) => Ok(event_id),
             // A repeated transaction fails somewhere (at the latest on the transaction id's
@@ -71,7 +72,11 @@ impl Rooms {
             // the earlier event looked up: new sends, nearly all of them, never ask.
             Err(error) => match transaction {
                 Some((device, txn)) => {
-                    match self.db.transaction_event((sender, device, txn), room_id, event_type).await? {
+                    match self
+                        .db
+                        .transaction_event((sender, device, txn), (room_id, event_type, redacts.as_deref()))
+                        .await?
+                    {
                         Some(existing) => Ok(existing),
                         None => Err(error),
                     }
