@@ -640,30 +640,47 @@ async fn send_pdu(from: &TestApp, to: &TestApp, txn: &str, pdu: ruma::CanonicalJ
     answer["pdus"][event_id].clone()
 }
 
+/// A public room on B named "Original" that Alice (on A) joined and Bob made her a moderator
+/// of (she may rename it): the power levels event doing so is where the tests' branches part.
+struct ModeratedRoom {
+    alice: Session,
+    bob: Session,
+    room_id: String,
+    fork_point: String,
+    /// The room's state after the fork point.
+    state: Value,
+}
+
+impl ModeratedRoom {
+    async fn on(a: &TestApp, b: &TestApp) -> Self {
+        let alice = a.register("alice").await;
+        let bob = b.register("bob").await;
+        let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Original"})).await;
+        let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+        assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+        let power_path = b.room_path(&room_id, "state/m.room.power_levels/");
+        let (_, mut power) = b.get(&power_path, Some(&bob.token)).await;
+        power["users"][&alice.user_id] = json!(50);
+        let (status, set) = b.put(&power_path, Some(&bob.token), power).await;
+        assert_eq!(status, StatusCode::OK, "{set}");
+        let fork_point = set["event_id"].as_str().unwrap().to_owned();
+        let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
+        Self { alice, bob, room_id, fork_point, state }
+    }
+
+    /// The event id of a state entry after the fork point.
+    fn state_id(&self, kind: &str, key: &str) -> String {
+        let state = &self.state;
+        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
+        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
+    }
+}
+
 async fn concurrent_state_is_resolved_where_branches_meet(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
-    let alice = a.register("alice").await;
-    let bob = b.register("bob").await;
-    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Original"})).await;
-    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
-    // Bob makes Alice a moderator: she may rename the room.
-    let power_path = b.room_path(&room_id, "state/m.room.power_levels/");
-    let (_, mut power) = b.get(&power_path, Some(&bob.token)).await;
-    power["users"][&alice.user_id] = json!(50);
-    let (status, set) = b.put(&power_path, Some(&bob.token), power).await;
-    assert_eq!(status, StatusCode::OK, "{set}");
-    let fork_point = set["event_id"].as_str().unwrap().to_owned();
-    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
-    let alice_join = state
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "m.room.member" && e["state_key"] == alice.user_id.as_str())
-        .unwrap()["event_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = ModeratedRoom::on(&a, &b).await;
+    let alice_join = room.state_id("m.room.member", &room.alice.user_id);
+    let ModeratedRoom { alice, bob, room_id, fork_point, .. } = room;
 
     // Bob renames the room on B; meanwhile (on her branch, not having seen his rename) Alice
     // renamed it too, earlier. Where the branches meet, state resolution orders the two by
@@ -701,22 +718,10 @@ async fn concurrent_state_is_resolved_where_branches_meet(backend: Backend) {
 
 async fn events_following_another_branch_keep_its_state(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
-    let alice = a.register("alice").await;
-    let bob = b.register("bob").await;
-    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Original"})).await;
-    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
-    let power_path = b.room_path(&room_id, "state/m.room.power_levels/");
-    let (_, mut power) = b.get(&power_path, Some(&bob.token)).await;
-    power["users"][&alice.user_id] = json!(50);
-    let (_, set) = b.put(&power_path, Some(&bob.token), power).await;
-    let fork_point = set["event_id"].as_str().unwrap().to_owned();
-    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
-    let state_id = |kind: &str, key: &str| -> String {
-        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
-        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
-    };
-    let (original_name, alice_join) = (state_id("m.room.name", ""), state_id("m.room.member", &alice.user_id));
+    let room = ModeratedRoom::on(&a, &b).await;
+    let (original_name, alice_join) =
+        (room.state_id("m.room.name", ""), room.state_id("m.room.member", &room.alice.user_id));
+    let ModeratedRoom { alice, bob, room_id, fork_point, .. } = room;
     let name_path = b.room_path(&room_id, "state/m.room.name/");
     let (_, bobs) = b.put(&name_path, Some(&bob.token), json!({"name": "Bob's name"})).await;
     let bobs_name = bobs["event_id"].as_str().unwrap().to_owned();
