@@ -230,6 +230,13 @@ async def send(client, room_id, body):
     return time.monotonic()
 
 
+def restored(client, base_url):
+    """The same login on a new client (after its server restarted on another port)."""
+    fresh = AsyncClient(base_url, client.user_id)
+    fresh.restore_login(client.user_id, client.device_id, client.access_token)
+    return fresh
+
+
 async def test_rooms_span_hearth_and_synapse(hearth, synapse):
     alice = await user(hearth.base_url, hearth.server_name, "alice")
     sam = await user(synapse.base_url, synapse.server_name, "sam")
@@ -653,9 +660,7 @@ async def test_messages_sent_while_hearth_was_down_all_arrive(hearth, synapse):
         synapse.start()
         restart_server(hearth)
         await alice.close()
-        returning = AsyncClient(hearth.base_url, alice.user_id)
-        returning.restore_login(alice.user_id, alice.device_id, alice.access_token)
-        alice = returning
+        alice = restored(alice, hearth.base_url)
 
         # Alice speaks: Synapse hears from Hearth, retries it at once and catches it up.
         await send(alice, room_id, "I'm back")
@@ -727,12 +732,6 @@ def holds_event(client, room_id, event_id):
         return True
     except urllib.error.HTTPError:
         return False
-
-
-def restored(client, base_url):
-    fresh = AsyncClient(base_url, client.user_id)
-    fresh.restore_login(client.user_id, client.device_id, client.access_token)
-    return fresh
 
 
 async def test_concurrent_renames_on_both_servers_resolve_to_the_same_state(hearth, synapse):
