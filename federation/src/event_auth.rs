@@ -47,7 +47,7 @@ mod tests {
     //! built event by event: each event cites the state it needs, as a server would.
     use super::*;
     use crate::{NewPdu, SigningKey, room_versions::rules_for, to_canonical_object};
-    use ruma::{RoomId, UserId, room_version_rules::RoomVersionRules};
+    use ruma::{CanonicalJsonValue, RoomId, UserId, room_version_rules::RoomVersionRules, state_res::Event};
     use serde_json::{Value, json};
 
     struct Room {
@@ -62,15 +62,19 @@ mod tests {
 
     impl Room {
         fn new() -> Self {
+            Self::of_version("10")
+        }
+
+        fn of_version(version: &str) -> Self {
             let mut room = Self {
-                rules: rules_for("10").unwrap(),
+                rules: rules_for(version).unwrap(),
                 key: SigningKey::generate(),
                 state: HashMap::new(),
                 events: HashMap::new(),
                 last: None,
             };
             let alice = "@alice:domain";
-            room.add(alice, "m.room.create", Some(""), json!({"creator": alice, "room_version": "10"})).unwrap();
+            room.add(alice, "m.room.create", Some(""), json!({"creator": alice, "room_version": version})).unwrap();
             room.add(alice, "m.room.member", Some(alice), json!({"membership": "join"})).unwrap();
             let power = json!({"users": {alice: 100}, "users_default": 0, "events_default": 0, "state_default": 50,
                                "ban": 50, "kick": 50, "invite": 0, "redact": 50, "events": {"m.room.name": 50}});
@@ -93,6 +97,11 @@ mod tests {
             let auth_events: Vec<OwnedEventId> =
                 auth_types.iter().filter_map(|key| self.state.get(key)).map(|pdu| pdu.event_id().to_owned()).collect();
             let room_id = RoomId::parse(ROOM).unwrap();
+            let cited_hashes: HashMap<OwnedEventId, String> = self
+                .events
+                .values()
+                .map(|pdu| (pdu.event_id().to_owned(), pdu.content_hash().unwrap().to_owned()))
+                .collect();
             let new = NewPdu {
                 room_id: Some(&room_id),
                 sender: &sender_id,
@@ -104,6 +113,7 @@ mod tests {
                 depth: self.events.len() as u64 + 1,
                 origin_server_ts: 1,
                 redacts: None,
+                cited_hashes: &cited_hashes,
             };
             let pdu = Pdu::build_and_sign(new, &self.rules, "domain", &self.key).unwrap();
             check_event(&self.rules.authorization, &pdu, &self.events, &self.state)?;
@@ -114,6 +124,28 @@ mod tests {
             self.events.insert(pdu.event_id().to_owned(), pdu);
             Ok(())
         }
+    }
+
+    #[test]
+    fn room_version_2_events_carry_their_ids_and_cite_events_with_hashes() {
+        let mut room = Room::of_version("2");
+        room.add("@alice:domain", "m.room.message", None, json!({"body": "hi"})).unwrap();
+        assert!(room.add("@mallory:domain", "m.room.message", None, json!({"body": "hi"})).is_err());
+        let last = &room.events[room.last.as_ref().unwrap()];
+        assert!(last.event_id().as_str().ends_with(":domain"), "{}", last.event_id());
+        assert_eq!(crate::event_id_of(last.json(), &room.rules).unwrap(), last.event_id());
+        let prev = &last.json()["prev_events"];
+        let CanonicalJsonValue::Array(prev) = prev else { panic!("prev_events: {prev:?}") };
+        let CanonicalJsonValue::Array(pair) = &prev[0] else { panic!("not a pair: {prev:?}") };
+        let CanonicalJsonValue::Object(hashes) = &pair[1] else { panic!("no hashes: {pair:?}") };
+        assert!(hashes.contains_key("sha256"));
+        // Parsing it again (as from storage or a peer) reads the pairs back into ids.
+        let again = Pdu::from_signed(last.event_id().to_owned(), last.json().clone(), &room.rules).unwrap();
+        assert_eq!(again.prev_events().count(), 1);
+        // A v2 event citing plain ids is malformed.
+        let mut plain = last.json().clone();
+        plain.insert("prev_events".into(), CanonicalJsonValue::Array(vec![pair[0].clone()]));
+        assert!(Pdu::from_signed(last.event_id().to_owned(), plain, &room.rules).is_err());
     }
 
     #[test]

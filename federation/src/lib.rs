@@ -14,5 +14,5 @@ pub mod server_keys;
 pub mod signing_key;
 
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
-pub use pdu::{NewPdu, Pdu, PduError};
+pub use pdu::{NewPdu, Pdu, PduError, event_id_of, new_server_event_id};
 pub use signing_key::{OldVerifyKey, SigningKey, SigningKeyError};

@@ -1,10 +1,15 @@
 //! PDUs: building, hashing and signing a new event of a room version, computing its event id
-//! (reference hash), and a parsed view that ruma's authorization rules read through the
-//! `ruma::state_res::Event` trait.
+//! (reference hash, or for room versions 1 and 2 an id carried in the event), and a parsed view
+//! that ruma's authorization rules read through the `ruma::state_res::Event` trait.
 
+use std::collections::HashMap;
+
+use rand::Rng;
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId,
-    OwnedUserId, RoomId, UInt, UserId, events::TimelineEventType, room_version_rules::RoomVersionRules,
+    OwnedUserId, RoomId, UInt, UserId,
+    events::TimelineEventType,
+    room_version_rules::{EventIdFormatVersion, EventsReferenceFormatVersion, RoomVersionRules},
     state_res::Event,
 };
 use serde_json::value::RawValue as RawJsonValue;
@@ -50,10 +55,55 @@ pub struct NewPdu<'a> {
     pub origin_server_ts: u64,
     /// For m.room.redaction in room versions that keep `redacts` at the top level (< v11).
     pub redacts: Option<&'a EventId>,
+    /// The sha256 content hash of each cited prev and auth event, by id. Only room versions 1
+    /// and 2 cite events as `[id, {"sha256": hash}]` pairs; later versions ignore this.
+    pub cited_hashes: &'a HashMap<OwnedEventId, String>,
 }
 
-fn ids(values: &[OwnedEventId]) -> CanonicalJsonValue {
-    CanonicalJsonValue::Array(values.iter().map(|id| CanonicalJsonValue::String(id.to_string())).collect())
+/// `prev_events` or `auth_events` in the room version's format: ids (v3 and later), or
+/// `[id, {"sha256": hash}]` pairs (v1, v2).
+fn references(
+    values: &[OwnedEventId],
+    hashes: &HashMap<OwnedEventId, String>,
+    rules: &RoomVersionRules,
+) -> Result<CanonicalJsonValue, PduError> {
+    let pairs = rules.events_reference_format == EventsReferenceFormatVersion::V1;
+    let mut out = Vec::with_capacity(values.len());
+    for id in values {
+        let id_value = CanonicalJsonValue::String(id.to_string());
+        if !pairs {
+            out.push(id_value);
+            continue;
+        }
+        let hash = hashes.get(id).ok_or_else(|| PduError::Malformed(format!("no content hash of {id}")))?;
+        let mut hash_object = CanonicalJsonObject::new();
+        hash_object.insert("sha256".into(), CanonicalJsonValue::String(hash.clone()));
+        out.push(CanonicalJsonValue::Array(vec![id_value, CanonicalJsonValue::Object(hash_object)]));
+    }
+    Ok(CanonicalJsonValue::Array(out))
+}
+
+/// A new event id for room versions 1 and 2, where the sending server names its events
+/// (`$opaque:server`); later versions derive the id from the event's reference hash.
+pub fn new_server_event_id(server_name: &str) -> String {
+    let opaque: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(18).map(char::from).collect();
+    format!("${opaque}:{server_name}")
+}
+
+/// The id of a signed event: its reference hash, or in room versions 1 and 2 the `event_id` it
+/// carries.
+pub fn event_id_of(object: &CanonicalJsonObject, rules: &RoomVersionRules) -> Result<OwnedEventId, PduError> {
+    if rules.event_id_format == EventIdFormatVersion::V1 {
+        return match object.get("event_id") {
+            Some(CanonicalJsonValue::String(id)) => {
+                EventId::parse(id.as_str()).map_err(|e| PduError::Malformed(format!("`event_id`: {e}")))
+            }
+            _ => Err(PduError::Malformed("events of this room version carry their `event_id`".into())),
+        };
+    }
+    let hash = ruma::signatures::reference_hash(object, rules).map_err(|e| PduError::Signing(e.to_string()))?;
+    EventId::parse(format!("${hash}")).map_err(|e| PduError::Malformed(e.to_string()))
 }
 
 fn integer(value: u64) -> Result<CanonicalJsonValue, PduError> {
@@ -63,7 +113,8 @@ fn integer(value: u64) -> Result<CanonicalJsonValue, PduError> {
 
 impl Pdu {
     /// Builds the PDU, adds its content hash, signs it as `server_name`, and computes its event
-    /// id (and, for v12 create events, its room id) from the reference hash.
+    /// id (and, for v12 create events, its room id) from the reference hash; in room versions
+    /// 1 and 2 the event is given a new id of `server_name` before it is signed.
     pub fn build_and_sign(
         new: NewPdu<'_>,
         rules: &RoomVersionRules,
@@ -71,11 +122,14 @@ impl Pdu {
         key: &SigningKey,
     ) -> Result<Self, PduError> {
         let mut object = CanonicalJsonObject::new();
-        object.insert("auth_events".into(), ids(&new.auth_events));
+        object.insert("auth_events".into(), references(&new.auth_events, new.cited_hashes, rules)?);
         object.insert("content".into(), CanonicalJsonValue::Object(new.content));
         object.insert("depth".into(), integer(new.depth)?);
         object.insert("origin_server_ts".into(), integer(new.origin_server_ts)?);
-        object.insert("prev_events".into(), ids(&new.prev_events));
+        object.insert("prev_events".into(), references(&new.prev_events, new.cited_hashes, rules)?);
+        if rules.event_id_format == EventIdFormatVersion::V1 {
+            object.insert("event_id".into(), CanonicalJsonValue::String(new_server_event_id(server_name)));
+        }
         object.insert("sender".into(), CanonicalJsonValue::String(new.sender.to_string()));
         object.insert("type".into(), CanonicalJsonValue::String(new.event_type.to_owned()));
         if let Some(room_id) = new.room_id {
@@ -90,8 +144,7 @@ impl Pdu {
             object.insert("redacts".into(), CanonicalJsonValue::String(redacts.to_string()));
         }
         key.hash_and_sign_event(server_name, &mut object, rules).map_err(PduError::Signing)?;
-        let hash = ruma::signatures::reference_hash(&object, rules).map_err(|e| PduError::Signing(e.to_string()))?;
-        let event_id = EventId::parse(format!("${hash}")).map_err(|e| PduError::Malformed(e.to_string()))?;
+        let event_id = event_id_of(&object, rules)?;
         Self::from_signed(event_id, object, rules)
     }
 
@@ -105,15 +158,23 @@ impl Pdu {
             Some(CanonicalJsonValue::String(s)) => Ok(s.clone()),
             _ => Err(PduError::Malformed(format!("`{key}` must be a string"))),
         };
+        let pairs = rules.events_reference_format == EventsReferenceFormatVersion::V1;
         let id_list = |key: &str| -> Result<Vec<OwnedEventId>, PduError> {
             match json.get(key) {
                 Some(CanonicalJsonValue::Array(items)) => items
                     .iter()
-                    .map(|item| match item {
-                        CanonicalJsonValue::String(id) => {
+                    .map(|item| match (item, pairs) {
+                        (CanonicalJsonValue::String(id), false) => {
                             EventId::parse(id.as_str()).map_err(|e| PduError::Malformed(format!("`{key}`: {e}")))
                         }
-                        _ => Err(PduError::Malformed(format!("`{key}` must hold event ids"))),
+                        (CanonicalJsonValue::Array(pair), true) => match pair.as_slice() {
+                            [CanonicalJsonValue::String(id), CanonicalJsonValue::Object(_)] => {
+                                EventId::parse(id.as_str()).map_err(|e| PduError::Malformed(format!("`{key}`: {e}")))
+                            }
+                            _ => Err(PduError::Malformed(format!("`{key}` must hold [event id, hashes] pairs"))),
+                        },
+                        (_, true) => Err(PduError::Malformed(format!("`{key}` must hold [event id, hashes] pairs"))),
+                        (_, false) => Err(PduError::Malformed(format!("`{key}` must hold event ids"))),
                     })
                     .collect(),
                 _ => Err(PduError::Malformed(format!("`{key}` must be an array"))),
@@ -218,6 +279,18 @@ impl Pdu {
     /// The signed event as canonical JSON.
     pub fn json(&self) -> &CanonicalJsonObject {
         &self.json
+    }
+
+    /// The event's sha256 content hash (`hashes.sha256`), which events of room versions 1 and 2
+    /// cite it with.
+    pub fn content_hash(&self) -> Option<&str> {
+        match self.json.get("hashes") {
+            Some(CanonicalJsonValue::Object(hashes)) => match hashes.get("sha256") {
+                Some(CanonicalJsonValue::String(hash)) => Some(hash),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 

@@ -701,21 +701,36 @@ async def test_a_synapse_room_is_left_and_rejoined(hearth, synapse):
 
 async def test_older_room_versions_work_across_servers(hearth, synapse):
     """Rooms of versions before 10 (as old rooms on the network are) join and carry messages
-    both ways: a v9 room on Synapse, a v5 room on Hearth."""
+    both ways: a v9 room on Synapse, a v5 room on Hearth, and a v2 room on each side — version 2
+    events carry ids their server chose and cite other events with their hashes. The guest
+    deletes its reply, and the owner's server shows it redacted."""
     alice = await user(hearth.base_url, hearth.server_name, "alice")
     sam = await user(synapse.base_url, synapse.server_name, "sam")
     try:
         await alice.sync(timeout=0)
         await sam.sync(timeout=0)
-        for owner, guest, guest_server, version in ((sam, alice, synapse, "9"), (alice, sam, hearth, "5")):
+        cases = ((sam, alice, synapse, "9"), (alice, sam, hearth, "5"), (sam, alice, synapse, "2"),
+                 (alice, sam, hearth, "2"))
+        for owner, guest, guest_server, version in cases:
             created = await owner.room_create(name=f"Version {version}", visibility=RoomVisibility.public,
                                               room_version=version)
             room_id = created.room_id
             join_via(guest, room_id, guest_server.server_name)
             await send(owner, room_id, f"hello in v{version}")
             await messages_until(guest, room_id, [f"hello in v{version}"])
-            await send(guest, room_id, f"reply in v{version}")
+            reply = await guest.room_send(room_id, "m.room.message",
+                                          {"msgtype": "m.text", "body": f"reply in v{version}"})
+            assert getattr(reply, "event_id", None), reply
+            if version == "2":
+                assert reply.event_id.endswith(":" + (hearth if guest is alice else synapse).server_name), reply
             await messages_until(owner, room_id, [f"reply in v{version}"])
+            assert getattr(await guest.room_redact(room_id, reply.event_id), "event_id", None)
+            path = (f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id, safe='')}/event/"
+                    f"{urllib.parse.quote(reply.event_id, safe='')}")
+            deadline = time.monotonic() + 60
+            while get_json(owner, path)["content"] != {}:
+                assert time.monotonic() < deadline, f"v{version}: the redaction never arrived"
+                await asyncio.sleep(0.2)
     finally:
         await alice.close()
         await sam.close()

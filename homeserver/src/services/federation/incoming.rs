@@ -6,7 +6,7 @@
 
 use hearth_federation::Pdu;
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, EventId, ServerName,
+    CanonicalJsonObject, CanonicalJsonValue, ServerName,
     room_version_rules::RoomVersionRules,
     signatures::{PublicKeyMap, PublicKeySet, Verified, required_server_signatures_to_verify_event, verify_event},
 };
@@ -53,8 +53,7 @@ pub async fn check_pdu(keys: &RemoteKeys, value: serde_json::Value, rules: &Room
         map.insert(server.to_string(), set);
     }
     let verified = verify_event(&map, &object, rules).map_err(|e| format!("bad signature: {e}"))?;
-    let hash = ruma::signatures::reference_hash(&object, rules).map_err(|e| e.to_string())?;
-    let event_id = EventId::parse(format!("${hash}")).map_err(|e| e.to_string())?;
+    let event_id = hearth_federation::event_id_of(&object, rules).map_err(|e| e.to_string())?;
     if verified == Verified::Signatures {
         tracing::info!(%event_id, "an event's content hash is wrong: it is kept redacted");
         object = ruma::canonical_json::redact(object, &rules.redaction, None).map_err(|e| e.to_string())?;

@@ -321,14 +321,16 @@ impl Rooms {
         let auth_events: Vec<String> =
             auth_types.iter().filter_map(|key| current.get(key)).map(|pdu| pdu.event_id().to_string()).collect();
         let (prev_events, depth) = self.head_extremities(room_id).await?;
+        let template_prev = self.references_json(&rules, &prev_events).await?;
+        let template_auth = self.references_json(&rules, &auth_events).await?;
         let template = json!({
             "room_id": room_id,
             "sender": user_id,
             "type": "m.room.member",
             "state_key": user_id,
             "content": content,
-            "prev_events": prev_events,
-            "auth_events": auth_events,
+            "prev_events": template_prev,
+            "auth_events": template_auth,
             "depth": depth + 1,
             "origin_server_ts": now_ms(),
         });
@@ -804,8 +806,4 @@ pub fn raw_json(event: &StoredEvent) -> Value {
     serde_json::from_str(&event.json).unwrap_or(Value::Null)
 }
 
-/// The event ids an event cites in `field` (`auth_events` or `prev_events`).
-pub fn cited(event: &StoredEvent, field: &str) -> Vec<String> {
-    let value: Value = serde_json::from_str(&event.json).unwrap_or_default();
-    value[field].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
-}
+pub use super::references::cited;

@@ -19,6 +19,7 @@ mod out_of_band;
 pub mod read;
 mod recent;
 mod redact;
+mod references;
 pub mod relations;
 pub mod search;
 pub mod server_acl;

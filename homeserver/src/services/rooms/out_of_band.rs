@@ -105,10 +105,14 @@ impl Rooms {
         }
         fields.insert("origin_server_ts".into(), now_ms().into());
         fields.insert("content".into(), content);
+        // Room versions 1 and 2: the event's id is ours to give, and is signed with it.
+        if rules.event_id_format == ruma::room_version_rules::EventIdFormatVersion::V1 {
+            fields.insert("event_id".into(), hearth_federation::new_server_event_id(&self.server_name).into());
+        }
         let mut object = hearth_federation::to_canonical_object(template).map_err(|e| bad_gateway(e.to_string()))?;
         self.signing_key.hash_and_sign_event(&self.server_name, &mut object, &rules).map_err(ApiError::internal)?;
-        let hash = ruma::signatures::reference_hash(&object, &rules).map_err(ApiError::internal)?;
-        Ok(SignedMembership { version, rules, object, event_id: format!("${hash}") })
+        let event_id = hearth_federation::event_id_of(&object, &rules).map_err(ApiError::internal)?;
+        Ok(SignedMembership { version, rules, object, event_id: event_id.to_string() })
     }
 
     /// Asks `server` for a `membership` template, signs it with `content` and sends it back
@@ -248,9 +252,18 @@ impl Rooms {
             .out_of_band_room_version(room_id, user.as_str())
             .await?
             .ok_or_else(|| ApiError::forbidden("You are not in this room"))?;
-        let depth = self.db.event(membership_event_id).await?.map_or(0, |event| {
-            serde_json::from_str::<Value>(&event.json).ok().and_then(|json| json["depth"].as_i64()).unwrap_or(0)
-        });
+        let membership_event: Value = match self.db.event(membership_event_id).await? {
+            Some(event) => serde_json::from_str(&event.json).unwrap_or_default(),
+            None => Value::Null,
+        };
+        let depth = membership_event["depth"].as_i64().unwrap_or(0);
+        // Room versions 1 and 2 cite events with their content hash.
+        let cited = match rules_for(&version) {
+            Some(rules) if super::references::cites_with_hashes(&rules) => {
+                json!([[membership_event_id, {"sha256": membership_event["hashes"]["sha256"]}]])
+            }
+            _ => json!([membership_event_id]),
+        };
         let made = json!({
             "room_version": version,
             "event": {
@@ -258,8 +271,8 @@ impl Rooms {
                 "sender": user.as_str(),
                 "type": "m.room.member",
                 "state_key": user.as_str(),
-                "prev_events": [membership_event_id],
-                "auth_events": [membership_event_id],
+                "prev_events": cited,
+                "auth_events": cited,
                 "depth": depth + 1,
             },
         });

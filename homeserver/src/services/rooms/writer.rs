@@ -140,6 +140,8 @@ impl Rooms {
             Ok(object) => object,
             Err(error) => return Err(ApiError::bad_json(format!("Event content is not canonical JSON: {error}"))),
         };
+        let cited: Vec<String> = prev_events.iter().chain(&auth_event_ids).cloned().collect();
+        let cited_hashes = self.cited_hashes(&rules, &cited).await?;
         let pdu = Pdu::build_and_sign(
             NewPdu {
                 room_id: Some(&room_id),
@@ -152,6 +154,7 @@ impl Rooms {
                 depth: (max_depth + 1) as u64,
                 origin_server_ts: now_ms() as u64,
                 redacts: redacts.as_deref(),
+                cited_hashes: &cited_hashes,
             },
             &rules,
             &self.server_name,
@@ -245,6 +248,7 @@ impl Rooms {
                 depth: 1,
                 origin_server_ts: now_ms() as u64,
                 redacts: None,
+                cited_hashes: &HashMap::new(),
             },
             &rules,
             &self.server_name,
