@@ -384,6 +384,10 @@ async fn garbage_and_forged_events_change_nothing(backend: Backend) {
     .unwrap();
     let rules = hearth_federation::room_versions::rules_for("12").unwrap();
     key.hash_and_sign_event(&origin, &mut intruder, &rules).unwrap();
+    let forged_id =
+        hearth_federation::event_id_of(&hearth_federation::to_canonical_object(forged_as_bob.clone()).unwrap(), &rules)
+            .unwrap()
+            .to_string();
     let transaction = json!({
         "origin": origin, "origin_server_ts": 1,
         "pdus": ["not an event", {"room_id": "!unknown:nowhere"}, forged_as_bob, intruder],
@@ -400,6 +404,10 @@ async fn garbage_and_forged_events_change_nothing(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{answer}");
     let results = answer["pdus"].as_object().unwrap();
     assert!(results.values().all(|result| result["error"].is_string()), "{answer}");
+    // Events that have an id are named with their error (the forged one and the intruder's);
+    // what is not an event of a known room has none.
+    assert_eq!(results.len(), 2, "{answer}");
+    assert!(results[&forged_id]["error"].as_str().unwrap().contains("signed"), "{answer}");
     let (_, after) = b.get(&b.room_path(&room_id, "messages?dir=b&limit=50"), Some(&bob.token)).await;
     let ids = |page: &Value| -> Vec<Value> {
         page["chunk"].as_array().unwrap().iter().map(|e| e["event_id"].clone()).collect()

@@ -251,7 +251,10 @@ async fn take_in(state: &AppState, origin: &str, pdu: Value) -> (Option<String>,
         }
     };
     if let Err(error) = state.rooms.check_server_acl(&room_id, origin).await {
-        return (None, Err(error.message));
+        let event_id = hearth_federation::to_canonical_object(pdu)
+            .ok()
+            .and_then(|object| hearth_federation::event_id_of(&object, &rules).ok());
+        return (event_id.map(|id| id.to_string()), Err(error.message));
     }
     // A membership event for a local user of a room this server has left (an invite withdrawn
     // or a knock refused since) is out of band too.
@@ -263,9 +266,9 @@ async fn take_in(state: &AppState, origin: &str, pdu: Value) -> (Option<String>,
             Err(error) => (None, Err(error)),
         };
     }
-    let checked = match incoming::check_pdu(&state.remote_keys, pdu, &rules).await {
+    let checked = match incoming::check_pdu_naming(&state.remote_keys, pdu, &rules).await {
         Ok(checked) => checked,
-        Err(error) => return (None, Err(error)),
+        Err((event_id, error)) => return (event_id.map(|id| id.to_string()), Err(error)),
     };
     let event_id = checked.event_id().to_string();
     let outcome = state.rooms.append_remote_from(origin, &checked).await.map_err(|error| error.message);
