@@ -149,6 +149,52 @@ mod tests {
     }
 
     #[test]
+    fn room_version_1_resolves_conflicts_by_the_first_algorithm() {
+        let mut room = Room::of_version("1");
+        let (alice, bob, carol) = ("@alice:domain", "@bob:domain", "@carol:domain");
+        room.add(alice, "m.room.member", Some(bob), json!({"membership": "invite"})).unwrap();
+        room.add(bob, "m.room.member", Some(bob), json!({"membership": "join"})).unwrap();
+        let power = |users: Value| {
+            json!({"users": users, "users_default": 0, "events_default": 0, "state_default": 50,
+                   "ban": 50, "kick": 50, "invite": 0, "redact": 50})
+        };
+        room.add(alice, "m.room.power_levels", Some(""), power(json!({alice: 100, bob: 50}))).unwrap();
+        let (fork_state, fork_last) = (room.state.clone(), room.last.clone());
+        let ids = |room: &Room| -> HashMap<(String, String), OwnedEventId> {
+            room.state.iter().map(|(key, pdu)| (key.clone(), pdu.event_id().to_owned())).collect()
+        };
+        // Branch A: Alice demotes Bob and names the room.
+        room.add(alice, "m.room.power_levels", Some(""), power(json!({alice: 100}))).unwrap();
+        room.add(alice, "m.room.name", Some(""), json!({"name": "A"})).unwrap();
+        let branch_a = ids(&room);
+        // Branch B, deeper: Bob (still 50 there) promotes Carol and names the room.
+        room.state = fork_state;
+        room.last = fork_last;
+        room.add(bob, "m.room.power_levels", Some(""), power(json!({alice: 100, bob: 50, carol: 50}))).unwrap();
+        room.add(bob, "m.room.name", Some(""), json!({"name": "B"})).unwrap();
+        let branch_b = ids(&room);
+
+        let resolved =
+            crate::state_res_v1::resolve(&room.rules.authorization, &[branch_a.clone(), branch_b], &room.events);
+        let key = |kind: &str| (kind.to_owned(), String::new());
+        // Power levels by ascending depth: A's demotion first, then Bob's change is refused in
+        // that state; so Bob's later (deeper) name is refused too, and Alice's stands.
+        assert_eq!(resolved[&key("m.room.power_levels")], branch_a[&key("m.room.power_levels")]);
+        assert_eq!(resolved[&key("m.room.name")], branch_a[&key("m.room.name")]);
+        // What both agree on is kept.
+        assert_eq!(resolved[&key("m.room.create")], branch_a[&key("m.room.create")]);
+        assert_eq!(
+            resolved[&("m.room.member".to_owned(), bob.to_owned())],
+            branch_a[&("m.room.member".to_owned(), bob.to_owned())]
+        );
+        // Resolving one state is that state.
+        assert_eq!(
+            crate::state_res_v1::resolve(&room.rules.authorization, std::slice::from_ref(&branch_a), &room.events),
+            branch_a
+        );
+    }
+
+    #[test]
     fn members_speak_and_outsiders_do_not() {
         let mut room = Room::new();
         assert!(room.add("@alice:domain", "m.room.message", None, json!({"body": "hi"})).is_ok());

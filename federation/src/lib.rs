@@ -12,6 +12,7 @@ pub mod request_auth;
 pub mod room_versions;
 pub mod server_keys;
 pub mod signing_key;
+pub mod state_res_v1;
 
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
 pub use pdu::{NewPdu, Pdu, PduError, event_id_of, new_server_event_id};

@@ -3,10 +3,8 @@
 use ruma::{RoomVersionId, room_version_rules::RoomVersionRules};
 
 /// The versions Hearth supports fully: authorization, redaction, event ids and room ids, state
-/// resolution. Room version 1 is not among them: it resolves state with the first algorithm,
-/// which ruma's state resolution does not implement (version 2, otherwise alike, uses the
-/// second, so it is supported).
-pub const SUPPORTED_ROOM_VERSIONS: &[&str] = &["2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
+/// resolution (version 1's first algorithm is in `state_res_v1.rs`, ruma runs the second).
+pub const SUPPORTED_ROOM_VERSIONS: &[&str] = &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"];
 
 /// The rules of a supported version; None for versions Hearth does not support.
 pub fn rules_for(version: &str) -> Option<RoomVersionRules> {
@@ -25,7 +23,6 @@ mod tests {
         for version in SUPPORTED_ROOM_VERSIONS {
             assert!(rules_for(version).is_some(), "{version}");
         }
-        assert!(rules_for("1").is_none());
         assert!(rules_for("nonsense").is_none());
         assert!(rules_for("12").unwrap().authorization.room_create_event_id_as_room_id);
         assert!(!rules_for("11").unwrap().authorization.room_create_event_id_as_room_id);

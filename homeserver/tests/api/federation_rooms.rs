@@ -22,7 +22,7 @@ both_backends!(
     a_jump_to_a_date_before_the_join_fetches_that_history,
     a_remote_room_is_left_and_rejoined,
     to_device_messages_survive_a_restart_while_the_peer_is_down,
-    a_version_2_room_spans_two_servers,
+    a_version_1_or_2_room_spans_two_servers,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -115,37 +115,39 @@ async fn a_remote_user_joins_and_messages_flow_both_ways(backend: Backend) {
     }
 }
 
-/// Room version 2 (events carry ids their server gave them and cite others as [id, hashes]
-/// pairs): a user of A joins B's room, messages and a redaction cross both ways.
-async fn a_version_2_room_spans_two_servers(backend: Backend) {
+/// Room versions 1 and 2 (events carry ids their server gave them and cite others as [id,
+/// hashes] pairs): a user of A joins B's room, messages and a redaction cross both ways.
+async fn a_version_1_or_2_room_spans_two_servers(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
     let alice = a.register("alice").await;
     let bob = b.register("bob").await;
-    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "room_version": "2"})).await;
-    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-    let (status, joined) = a.post(&path, Some(&alice.token), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{joined}");
-    let (_, a_token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
-    let (_, b_token) = sync_until(&b, &bob, &room_id, None, |_| true).await;
-    let from_b = b.send_text(&bob.token, &room_id, "v2 from B").await;
-    assert!(from_b.ends_with(&format!(":{}", b.server_name())), "{from_b}");
-    sync_until(&a, &alice, &room_id, Some(a_token), |seen| seen.contains(&"v2 from B".into())).await;
-    let from_a = a.send_text(&alice.token, &room_id, "v2 from A").await;
-    assert!(from_a.ends_with(&format!(":{}", a.server_name())), "{from_a}");
-    sync_until(&b, &bob, &room_id, Some(b_token), |seen| seen.contains(&"v2 from A".into())).await;
-    // Alice deletes her message; B shows it redacted.
-    let redact = a.room_path(&room_id, &format!("redact/{}/r1", encode(&from_a)));
-    let (status, body) = a.put(&redact, Some(&alice.token), json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let event_path = b.room_path(&room_id, &format!("event/{}", encode(&from_a)));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, event) = b.get(&event_path, Some(&bob.token)).await;
-        if event["content"] == json!({}) {
-            break;
+    for version in ["1", "2"] {
+        let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "room_version": version})).await;
+        let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+        let (status, joined) = a.post(&path, Some(&alice.token), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "v{version}: {joined}");
+        let (_, a_token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
+        let (_, b_token) = sync_until(&b, &bob, &room_id, None, |_| true).await;
+        let from_b = b.send_text(&bob.token, &room_id, "from B").await;
+        assert!(from_b.ends_with(&format!(":{}", b.server_name())), "{from_b}");
+        sync_until(&a, &alice, &room_id, Some(a_token), |seen| seen.contains(&"from B".into())).await;
+        let from_a = a.send_text(&alice.token, &room_id, "from A").await;
+        assert!(from_a.ends_with(&format!(":{}", a.server_name())), "{from_a}");
+        sync_until(&b, &bob, &room_id, Some(b_token), |seen| seen.contains(&"from A".into())).await;
+        // Alice deletes her message; B shows it redacted.
+        let redact = a.room_path(&room_id, &format!("redact/{}/r{version}", encode(&from_a)));
+        let (status, body) = a.put(&redact, Some(&alice.token), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "v{version}: {body}");
+        let event_path = b.room_path(&room_id, &format!("event/{}", encode(&from_a)));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, event) = b.get(&event_path, Some(&bob.token)).await;
+            if event["content"] == json!({}) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "v{version}: the redaction never reached B: {event}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(Instant::now() < deadline, "the redaction never reached B: {event}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

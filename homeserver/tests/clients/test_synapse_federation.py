@@ -701,8 +701,8 @@ async def test_a_synapse_room_is_left_and_rejoined(hearth, synapse):
 
 async def test_older_room_versions_work_across_servers(hearth, synapse):
     """Rooms of versions before 10 (as old rooms on the network are) join and carry messages
-    both ways: a v9 room on Synapse, a v5 room on Hearth, and a v2 room on each side — version 2
-    events carry ids their server chose and cite other events with their hashes. The guest
+    both ways: a v9 room on Synapse, a v5 room on Hearth, and v2 and v1 rooms on each side —
+    their events carry ids their server chose and cite other events with their hashes. The guest
     deletes its reply, and the owner's server shows it redacted."""
     alice = await user(hearth.base_url, hearth.server_name, "alice")
     sam = await user(synapse.base_url, synapse.server_name, "sam")
@@ -710,7 +710,7 @@ async def test_older_room_versions_work_across_servers(hearth, synapse):
         await alice.sync(timeout=0)
         await sam.sync(timeout=0)
         cases = ((sam, alice, synapse, "9"), (alice, sam, hearth, "5"), (sam, alice, synapse, "2"),
-                 (alice, sam, hearth, "2"))
+                 (alice, sam, hearth, "2"), (sam, alice, synapse, "1"), (alice, sam, hearth, "1"))
         for owner, guest, guest_server, version in cases:
             created = await owner.room_create(name=f"Version {version}", visibility=RoomVisibility.public,
                                               room_version=version)
@@ -721,7 +721,7 @@ async def test_older_room_versions_work_across_servers(hearth, synapse):
             reply = await guest.room_send(room_id, "m.room.message",
                                           {"msgtype": "m.text", "body": f"reply in v{version}"})
             assert getattr(reply, "event_id", None), reply
-            if version == "2":
+            if version in ("1", "2"):
                 assert reply.event_id.endswith(":" + (hearth if guest is alice else synapse).server_name), reply
             await messages_until(owner, room_id, [f"reply in v{version}"])
             assert getattr(await guest.room_redact(room_id, reply.event_id), "event_id", None)
@@ -749,15 +749,17 @@ def holds_event(client, room_id, event_id):
         return False
 
 
-async def test_concurrent_renames_on_both_servers_resolve_to_the_same_state(hearth, synapse):
+@pytest.mark.parametrize("version", ["12", "1"])
+async def test_concurrent_renames_on_both_servers_resolve_to_the_same_state(hearth, synapse, version):
     """The servers are cut off from each other in turn and the room is renamed on each side,
     Synapse first: two branches of the room's history. Once both are up, each takes in the other's
-    rename, and state resolution (v2) makes both agree on the later one, Alice's — although on
-    Hearth, Sam's rename is the one that arrives last."""
+    rename, and state resolution makes both agree on Alice's — although on Hearth, Sam's rename
+    is the one that arrives last. In v12 (the second algorithm) Alice's wins as the later one;
+    in v1 (the first) as the deeper one: Alice said something on her branch before renaming."""
     alice = await user(hearth.base_url, hearth.server_name, "alice")
     sam = await user(synapse.base_url, synapse.server_name, "sam")
     try:
-        created = await sam.room_create(name="Before", visibility=RoomVisibility.public)
+        created = await sam.room_create(name="Before", visibility=RoomVisibility.public, room_version=version)
         room_id = created.room_id
         join_via(alice, room_id, synapse.server_name)
         quoted = urllib.parse.quote(room_id, safe="")
@@ -778,6 +780,7 @@ async def test_concurrent_renames_on_both_servers_resolve_to_the_same_state(hear
         await alice.close()
         alice = restored(alice, hearth.base_url)
         assert room_name(alice, room_id) == "Before"
+        await send(alice, room_id, "alone on Hearth")
         alices = await alice.room_put_state(room_id, "m.room.name", {"name": "Alice's name"})
         assert getattr(alices, "event_id", None), alices
         # Both up: each server takes in the other's rename and resolves.

@@ -15,7 +15,7 @@ use hearth_federation::Pdu;
 use ruma::{
     EventId, OwnedEventId,
     events::StateEventType,
-    room_version_rules::RoomVersionRules,
+    room_version_rules::{RoomVersionRules, StateResolutionVersion},
     state_res::{self, StateMap, utils::event_id_set::EventIdSet},
 };
 
@@ -106,6 +106,9 @@ impl Rooms {
         if states.iter().all(|state| state == first) {
             return Ok(first.clone());
         }
+        if matches!(rules.state_res, StateResolutionVersion::V1) {
+            return self.resolve_states_v1(rules, states, extra).await;
+        }
         let state_res_rules =
             rules.state_res.v2_rules().ok_or_else(|| ApiError::internal("room version without state resolution v2"))?;
         let events = self.load_with_auth_chains(rules, states, extra).await?;
@@ -133,6 +136,30 @@ impl Rooms {
             state_res::resolve(&rules.authorization, state_res_rules, maps.iter(), auth_chains, fetch_event, subgraph)
                 .map_err(|error| ApiError::internal(format_args!("state resolution failed: {error}")))?;
         Ok(resolved.into_iter().map(|((kind, key), id)| ((kind.to_string(), key), id.to_string())).collect())
+    }
+
+    /// Room version 1's resolution, which reads only the events the states name.
+    async fn resolve_states_v1(
+        &self,
+        rules: &RoomVersionRules,
+        states: &[StateIds],
+        extra: &[&Pdu],
+    ) -> ApiResult<StateIds> {
+        let mut events: HashMap<OwnedEventId, Pdu> =
+            extra.iter().map(|pdu| (pdu.event_id().to_owned(), Pdu::clone(pdu))).collect();
+        let named: HashSet<&String> = states.iter().flat_map(|state| state.values()).collect();
+        let wanted: Vec<String> =
+            named.into_iter().filter(|id| !events.keys().any(|known| known.as_str() == id.as_str())).cloned().collect();
+        for stored in self.db.events(&wanted).await? {
+            let pdu = super::parse_stored(&stored, rules)?;
+            events.insert(pdu.event_id().to_owned(), pdu);
+        }
+        let maps: Vec<HashMap<StateKey, OwnedEventId>> = states
+            .iter()
+            .map(|state| state.iter().filter_map(|(key, id)| Some((key.clone(), EventId::parse(id).ok()?))).collect())
+            .collect();
+        let resolved = hearth_federation::state_res_v1::resolve(&rules.authorization, &maps, &events);
+        Ok(resolved.into_iter().map(|(key, id)| (key, id.to_string())).collect())
     }
 
     /// Every event the states name, and their auth chains, parsed; `extra` first.
