@@ -25,6 +25,7 @@ both_backends!(
     concurrent_state_is_resolved_where_branches_meet,
     events_following_another_branch_keep_its_state,
     only_the_inviting_server_withdraws_an_invite,
+    keys_are_fetched_through_a_notary_when_their_server_is_down,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -359,6 +360,28 @@ async fn media_is_fetched_from_its_server_and_kept(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.bytes().await.unwrap().to_vec(), picture);
+}
+
+/// A trusts B as a notary. C's server is down when C's request reaches A (A never saw C's
+/// keys): A asks B, which vouches for the keys it fetched from C earlier, and answers C.
+async fn keys_are_fetched_through_a_notary_when_their_server_is_down(backend: Backend) {
+    let Some(b) = spawn_federating(backend, |_| {}).await else { return };
+    let Some(mut c) = spawn_federating(backend, |_| {}).await else { return };
+    let notary = b.server_name().to_owned();
+    let Some(a) = spawn_federating(backend, |config| config.federation.trusted_key_servers = vec![notary]).await else {
+        return;
+    };
+    let alice = a.register("alice").await;
+    let (status, answer) = b.post("/_matrix/key/v2/query", None, json!({"server_keys": {c.server_name(): {}}})).await;
+    assert_eq!((status, answer["server_keys"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{answer}");
+    let (c_name, c_key) = (c.server_name().to_owned(), signing_key(&c));
+    c.shutdown.trigger();
+    c.server.take().unwrap().await.unwrap().unwrap();
+
+    let path = format!("/_matrix/federation/v1/query/profile?user_id={}", encode(&alice.user_id));
+    let (status, body) =
+        federation_request(&a, Method::GET, &path, None, Some((&c_name, &c_key, a.server_name()))).await;
+    assert_eq!(status, StatusCode::OK, "C's key came through the notary: {body}");
 }
 
 async fn garbage_and_forged_events_change_nothing(backend: Backend) {

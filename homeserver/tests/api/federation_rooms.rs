@@ -23,6 +23,7 @@ both_backends!(
     a_remote_room_is_left_and_rejoined,
     to_device_messages_survive_a_restart_while_the_peer_is_down,
     a_version_1_or_2_room_spans_two_servers,
+    a_returning_peer_is_retried_as_soon_as_it_calls,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -176,6 +177,46 @@ async fn messages_sent_while_a_peer_is_down_arrive_after_it_returns(backend: Bac
     assert_eq!(seen, sent);
 }
 
+/// B backs off for a minute after failing to reach A; when A is back and sends B something,
+/// B retries at once instead of waiting the minute out.
+async fn a_returning_peer_is_retried_as_soon_as_it_calls(backend: Backend) {
+    let Some(mut a) = spawn_federating(backend, |config| {
+        config.federation.retry_min_ms = 100;
+        config.federation.retry_max_ms = 1_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(b) = spawn_federating(backend, |config| {
+        config.federation.retry_min_ms = 60_000;
+        config.federation.retry_max_ms = 600_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let (_, token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
+
+    a.shutdown.trigger();
+    a.server.take().unwrap().await.unwrap().unwrap();
+    b.send_text(&bob.token, &room_id, "sent while A was down").await;
+    // Long enough for B to have tried A, failed and backed off for a minute.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.restart().await;
+    let started = Instant::now();
+    a.send_text(&alice.token, &room_id, "I am back").await;
+    let (seen, _) =
+        sync_until(&a, &alice, &room_id, Some(token), |seen| seen.contains(&"sent while A was down".into())).await;
+    assert!(seen.contains(&"sent while A was down".into()), "{seen:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "B retried A when A called, not after its backoff");
+}
+
 /// Syncs until the user holds an invite to `room_id`; returns its invite_state events.
 async fn invited(app: &TestApp, user: &Session, room_id: &str) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -325,6 +366,14 @@ async fn a_server_acl_shuts_a_server_out(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, members) = b.get(&b.room_path(&room_id, "joined_members"), Some(&bob.token)).await;
     assert!(!members["joined"].as_object().unwrap().contains_key(&carol.user_id), "{members}");
+
+    // Nor may A invite B's users into the room: B refuses to countersign the invite.
+    let dave = b.register("dave").await;
+    let invite = a.room_path(&room_id, "invite");
+    let (status, body) = a.post(&invite, Some(&alice.token), json!({"user_id": dave.user_id})).await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    let sync = b.sync(&dave.token, None, 0).await;
+    assert!(sync["rooms"]["invite"].get(&room_id).is_none(), "{sync}");
 }
 
 async fn a_join_through_one_server_reaches_the_others(backend: Backend) {

@@ -135,6 +135,8 @@ async fn invite(
     MatrixPath((room_id, event_id)): MatrixPath<(String, String)>,
     signed: Signed<Value>,
 ) -> ApiResult<Json<Value>> {
+    // A room this server knows may have shut the inviting server out.
+    state.rooms.check_server_acl(&room_id, signed.origin.as_str()).await?;
     let answer = state.rooms.receive_invite(signed.origin.as_str(), &room_id, &event_id, signed.body).await?;
     Ok(Json(answer))
 }

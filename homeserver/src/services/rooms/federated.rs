@@ -2,11 +2,12 @@
 //! local event must go, taking in another server's events, answering make_join/send_join as
 //! the room's server, and joining a room that lives on another server.
 //!
-//! Remote events enter through the same writer as local ones (one stream, one order). State
-//! is linear: an event is authorized against the events it cites and then against the current
-//! state (failing only the latter soft-fails it: kept as an outlier, never shown or applied).
-//! Forks between servers are merged by the next local event, which cites every forward
-//! extremity; state resolution where branches meet is not done yet.
+//! Remote events enter through the same writer as local ones (one stream, one order). An
+//! event is authorized against the events it cites, then (if it was made on another branch)
+//! against the state it was sent in, and then against the current state (failing only the
+//! latter soft-fails it: kept as an outlier, never shown or applied). Where branches meet, the
+//! room's state is resolved (`state_resolution.rs`); the next local event cites every forward
+//! extremity.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
