@@ -26,6 +26,7 @@ both_backends!(
     events_following_another_branch_keep_its_state,
     only_the_inviting_server_withdraws_an_invite,
     keys_are_fetched_through_a_notary_when_their_server_is_down,
+    a_tampered_event_is_kept_redacted_and_members_read_the_room,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -658,6 +659,87 @@ async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
     let (_, sync) = (StatusCode::OK, b.sync(&bob.token, None, 0).await);
     let timeline = crate::helpers::timeline(&sync, &room_id);
     assert!(timeline.iter().all(|e| e["event_id"] != late_id.as_str()), "{sync}");
+}
+
+/// An event whose content was changed after it was signed (its signature, over the redacted
+/// form, still holds; its content hash does not) is kept redacted (spec: Server-Server API §
+/// Checks performed on receipt of a PDU). The room's servers read events, state and auth chains
+/// over /event, /state and /event_auth; a server with no one in the room may not.
+async fn a_tampered_event_is_kept_redacted_and_members_read_the_room(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let Some(c) = spawn_federating(backend, |_| {}).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
+    let event_id = |kind: &str, key: &str| -> String {
+        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
+        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
+    };
+    let (power, alice_join) = (event_id("m.room.power_levels", ""), event_id("m.room.member", &alice.user_id));
+
+    let key = signing_key(&a);
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let mut event = hearth_federation::to_canonical_object(json!({
+        "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
+        "content": {"msgtype": "m.text", "body": "what Alice said"},
+        "prev_events": [alice_join], "auth_events": [power, alice_join], "depth": 100,
+        "origin_server_ts": hearth::storage::now_ms(),
+    }))
+    .unwrap();
+    key.hash_and_sign_event(a.server_name(), &mut event, &rules).unwrap();
+    event.insert(
+        "content".into(),
+        hearth_federation::to_canonical_object(json!({"msgtype": "m.text", "body": "what Alice never said"}))
+            .unwrap()
+            .into(),
+    );
+    let tampered_id = format!("${}", ruma::signatures::reference_hash(&event, &rules).unwrap());
+    assert_eq!(send_pdu(&a, &b, "tampered1", event, &tampered_id).await, json!({}));
+    let (status, seen) =
+        b.get(&b.room_path(&room_id, &format!("event/{}", encode(&tampered_id))), Some(&bob.token)).await;
+    assert_eq!((status, &seen["content"]), (StatusCode::OK, &json!({})), "kept redacted: {seen}");
+
+    // A (in the room) reads the event, the state at it and its auth chain.
+    let a_signs = Some((a.server_name(), &key, b.server_name()));
+    let path = format!("/_matrix/federation/v1/event/{}", encode(&tampered_id));
+    let (status, answer) = federation_request(&b, Method::GET, &path, None, a_signs).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["pdus"][0]["content"], json!({}), "{answer}");
+    let path = format!("/_matrix/federation/v1/state/{}?event_id={}", encode(&room_id), encode(&tampered_id));
+    let (status, answer) = federation_request(&b, Method::GET, &path, None, a_signs).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let types: Vec<&str> = answer["pdus"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(types.contains(&"m.room.create") && types.contains(&"m.room.member"), "{answer}");
+    assert!(!answer["auth_chain"].as_array().unwrap().is_empty(), "{answer}");
+    let path = format!("/_matrix/federation/v1/event_auth/{}/{}", encode(&room_id), encode(&tampered_id));
+    let (status, answer) = federation_request(&b, Method::GET, &path, None, a_signs).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let chain: Vec<&str> =
+        answer["auth_chain"].as_array().unwrap().iter().filter_map(|e| e["event_id"].as_str()).collect();
+    let chain_ids: Vec<String> = answer["auth_chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "${}",
+                ruma::signatures::reference_hash(&hearth_federation::to_canonical_object(e.clone()).unwrap(), &rules)
+                    .unwrap()
+            )
+        })
+        .collect();
+    assert!(chain.is_empty(), "v12 events do not carry their ids: {answer}");
+    assert!(chain_ids.contains(&power) && chain_ids.contains(&alice_join), "{answer}");
+
+    // C has no one in the room: refused.
+    let c_key = signing_key(&c);
+    let path = format!("/_matrix/federation/v1/event/{}", encode(&tampered_id));
+    let (status, answer) =
+        federation_request(&b, Method::GET, &path, None, Some((c.server_name(), &c_key, b.server_name()))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
 }
 
 /// Sends one PDU to `to` as a transaction from `from` (signed with its key); the PDU's result.
