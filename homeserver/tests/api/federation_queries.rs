@@ -54,6 +54,19 @@ async fn try_federation_request(
     body: Option<Value>,
     signer: Option<(&str, &SigningKey, &str)>,
 ) -> Result<(StatusCode, Value), reqwest::Error> {
+    let response = federation_response(to, method, path, body, signer).await?;
+    let status = response.status();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// The response to a federation request, whatever its content type.
+async fn federation_response(
+    to: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    signer: Option<(&str, &SigningKey, &str)>,
+) -> Result<reqwest::Response, reqwest::Error> {
     let bytes = body.map(|body| serde_json::to_vec(&body).unwrap()).unwrap_or_default();
     let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
     let mut request = client.request(method.clone(), format!("https://127.0.0.1:{}{path}", to.extra_addrs[0].port()));
@@ -71,9 +84,7 @@ async fn try_federation_request(
     if !bytes.is_empty() {
         request = request.header("Content-Type", "application/json").body(bytes);
     }
-    let response = request.send().await?;
-    let status = response.status();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
+    request.send().await
 }
 
 fn signing_key(app: &TestApp) -> SigningKey {
@@ -344,6 +355,20 @@ async fn media_is_fetched_from_its_server_and_kept(backend: Backend) {
     let (status, content_type, thumb) = get(&b, format!("thumbnail/{path}?width=64&height=64&method=crop")).await;
     assert_eq!((status, content_type.as_deref()), (StatusCode::OK, Some("image/png")));
     assert!(thumb.len() < picture.len());
+    // A serves other servers thumbnails too (multipart/mixed: a JSON part, then the image).
+    let media_id = path.rsplit('/').next().unwrap();
+    let thumbnail = format!("/_matrix/federation/v1/media/thumbnail/{media_id}?width=64&height=64&method=scale");
+    let key = signing_key(&b);
+    let response =
+        federation_response(&a, Method::GET, &thumbnail, None, Some((b.server_name(), &key, a.server_name())))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("multipart/mixed"), "{content_type}");
+    let body = response.bytes().await.unwrap();
+    let png_at = body.windows(4).position(|w| w == b"\x89PNG").expect("an image part");
+    assert!(body.len() - png_at < picture.len(), "a thumbnail, smaller than the picture");
     // An unknown id on A is a 404 on B.
     let missing = format!("download/{}/doesnotexist", a.server_name());
     assert_eq!(get(&b, missing).await.0, StatusCode::NOT_FOUND);
