@@ -684,6 +684,24 @@ async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
     let (_, sync) = (StatusCode::OK, b.sync(&bob.token, None, 0).await);
     let timeline = crate::helpers::timeline(&sync, &room_id);
     assert!(timeline.iter().all(|e| e["event_id"] != late_id.as_str()), "{sync}");
+
+    // A message of hers made after the ban (citing the room's latest event) but citing her old
+    // join as its authority: the state before it is the current state, which bans her, so it
+    // is rejected outright.
+    let latest = timeline.last().unwrap()["event_id"].as_str().unwrap().to_owned();
+    let mut after = hearth_federation::to_canonical_object(json!({
+        "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
+        "content": {"msgtype": "m.text", "body": "sent after the ban"},
+        "prev_events": [latest], "auth_events": [power, alice_join], "depth": 200,
+        "origin_server_ts": hearth::storage::now_ms(),
+    }))
+    .unwrap();
+    key.hash_and_sign_event(&origin, &mut after, &rules).unwrap();
+    let after_id = format!("${}", ruma::signatures::reference_hash(&after, &rules).unwrap());
+    let result = send_pdu(&a, &b, "late2", after, &after_id).await;
+    assert!(result["error"].as_str().is_some_and(|error| error.contains("state before it")), "{result}");
+    let (status, _) = b.get(&b.room_path(&room_id, &format!("event/{}", encode(&after_id))), Some(&bob.token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// An event whose content was changed after it was signed (its signature, over the redacted

@@ -162,6 +162,11 @@ impl Rooms {
             if !matches!(relay, Relay::No) {
                 return Err(ApiError::forbidden(format!("Not allowed by the current state: {reason}")));
             }
+            // Made on the room's current state (no other branch): the state before it is the
+            // current state, so it is rejected, not soft-failed.
+            if resolution.is_none() {
+                return Err(ApiError::forbidden(format!("Not allowed by the state before it: {reason}")));
+            }
             // Soft fail (spec: Server-Server API § Soft failure): allowed by the events it cites
             // but not by the room as it is now — kept, so events citing it can be checked, but
             // never shown, never state, never a forward extremity; the sending server is told it
