@@ -27,6 +27,7 @@ both_backends!(
     only_the_inviting_server_withdraws_an_invite,
     keys_are_fetched_through_a_notary_when_their_server_is_down,
     a_tampered_event_is_kept_redacted_and_members_read_the_room,
+    a_server_sending_too_fast_is_told_to_wait,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -327,6 +328,49 @@ async fn unreachable_and_private_peers_fail_cleanly(backend: Backend) {
     let (status, body) = strict.get(&format!("/_matrix/client/v3/profile/{}", encode(&bob.user_id)), None).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert!(body["error"].as_str().unwrap().contains("private network"), "{body}");
+
+    // Nor, allowed loopback, does a server that checks certificates (the default) accept B's
+    // self-signed one.
+    let Some(verifying) = spawn_app_with(backend, |config| {
+        config.federation.allowed_ip_ranges = vec!["127.0.0.0/8".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    assert!(verifying.config().federation.verify_certificates, "certificates are checked by default");
+    let (status, body) = verifying.get(&format!("/_matrix/client/v3/profile/{}", encode(&bob.user_id)), None).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+}
+
+/// Each server's signed requests are rate limited: past its burst, 429 with a retry time.
+async fn a_server_sending_too_fast_is_told_to_wait(backend: Backend) {
+    let Some(a) = spawn_federating(backend, |_| {}).await else { return };
+    let Some(b) = spawn_federating(backend, |config| {
+        config.rate_limits.enabled = true;
+        config.rate_limits.federation = hearth::config::RateLimit { period_ms: 60_000, burst: 3 };
+    })
+    .await
+    else {
+        return;
+    };
+    let bob = b.register("bob").await;
+    let key = signing_key(&a);
+    let path = format!("/_matrix/federation/v1/query/profile?user_id={}", encode(&bob.user_id));
+    let mut statuses = Vec::new();
+    let mut limited = Value::Null;
+    for _ in 0..6 {
+        let (status, body) =
+            federation_request(&b, Method::GET, &path, None, Some((a.server_name(), &key, b.server_name()))).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = body;
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[..3], [StatusCode::OK; 3], "{statuses:?}");
+    assert_eq!(statuses[3..], [StatusCode::TOO_MANY_REQUESTS; 3], "{statuses:?}");
+    assert_eq!(limited["errcode"], "M_LIMIT_EXCEEDED", "{limited}");
+    assert!(limited["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{limited}");
 }
 
 async fn media_is_fetched_from_its_server_and_kept(backend: Backend) {
