@@ -24,21 +24,21 @@ both_backends!(
     a_server_name_with_a_port_is_still_local,
 );
 
-struct Key {
+pub(crate) struct Key {
     pair: Ed25519KeyPair,
     public: String,
 }
 
 /// An ed25519 key whose id is `ed25519:<id>` (the public key itself when `id` is None, as
 /// cross-signing keys are named).
-fn key(id: Option<&str>) -> Key {
+pub(crate) fn key(id: Option<&str>) -> Key {
     let der = Ed25519KeyPair::generate();
     let public = STANDARD_NO_PAD.encode(Ed25519KeyPair::from_der(&der, "x".into()).unwrap().public_key());
     let pair = Ed25519KeyPair::from_der(&der, id.map_or(public.clone(), str::to_owned)).unwrap();
     Key { pair, public }
 }
 
-fn sign(value: Value, signer: &str, key: &Key) -> Value {
+pub(crate) fn sign(value: Value, signer: &str, key: &Key) -> Value {
     let mut object = hearth_federation::to_canonical_object(value).unwrap();
     ruma::signatures::sign_json(signer, &key.pair, &mut object).unwrap();
     serde_json::to_value(object).unwrap()
@@ -309,7 +309,7 @@ async fn device_list_changes_reach_those_who_share_a_room(backend: Backend) {
     assert_eq!(query["device_keys"][&alice.user_id], json!({}));
 }
 
-fn cross_signing_key(user: &Session, usage: &str, key: &Key) -> Value {
+pub(crate) fn cross_signing_key(user: &Session, usage: &str, key: &Key) -> Value {
     json!({"user_id": user.user_id, "usage": [usage], "keys": {format!("ed25519:{}", key.public): key.public}})
 }
 

@@ -569,7 +569,23 @@ async fn device_changes_are_announced_to_servers_sharing_a_room(backend: Backend
     assert_eq!(status, StatusCode::OK, "{second}");
     let second = crate::helpers::session_from(&second);
     assert_eq!(b.post("/_matrix/client/v3/logout", Some(&second.token), json!({})).await.0, StatusCode::OK);
+    let token = until_devices_changed(&a, &alice, token, &bob.user_id).await;
+
+    // Bob sets up cross-signing on B: B sends m.signing_key_update, Alice's sync on A lists him
+    // again, and A's answer to her key query holds his new keys.
+    use crate::e2ee::{cross_signing_key, key, sign};
+    let (master, self_signing) = (key(None), key(None));
+    let master_json = cross_signing_key(&bob, "master", &master);
+    let self_json = sign(cross_signing_key(&bob, "self_signing", &self_signing), &bob.user_id, &master);
+    let upload = json!({"master_key": master_json, "self_signing_key": self_json});
+    let (status, body) = b.post("/_matrix/client/v3/keys/device_signing/upload", Some(&bob.token), upload).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     until_devices_changed(&a, &alice, token, &bob.user_id).await;
+    let query = json!({"device_keys": {bob.user_id.clone(): []}});
+    let (status, found) = a.post("/_matrix/client/v3/keys/query", Some(&alice.token), query).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["master_keys"][&bob.user_id]["keys"], master_json["keys"], "{found}");
+    assert!(found["self_signing_keys"][&bob.user_id].is_object(), "{found}");
 }
 
 async fn directories_and_times_are_asked_of_other_servers(backend: Backend) {
