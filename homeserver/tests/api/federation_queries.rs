@@ -28,6 +28,7 @@ both_backends!(
     keys_are_fetched_through_a_notary_when_their_server_is_down,
     a_tampered_event_is_kept_redacted_and_members_read_the_room,
     a_server_sending_too_fast_is_told_to_wait,
+    history_hidden_from_a_servers_users_reaches_it_redacted,
 );
 
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
@@ -843,6 +844,45 @@ async fn a_tampered_event_is_kept_redacted_and_members_read_the_room(backend: Ba
     let (status, answer) =
         federation_request(&b, Method::GET, &path, None, Some((c.server_name(), &c_key, b.server_name()))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+}
+
+/// In a room whose history is visible to joined members only, what was said before any of A's
+/// users joined reaches A redacted over /backfill and /event; what came after arrives whole.
+async fn history_hidden_from_a_servers_users_reaches_it_redacted(backend: Backend) {
+    let Some((a, b)) = pair(backend).await else { return };
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let hidden =
+        json!({"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}});
+    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "initial_state": [hidden]})).await;
+    let before = b.send_text(&bob.token, &room_id, "before Alice came").await;
+    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+    let after = b.send_text(&bob.token, &room_id, "after Alice came").await;
+
+    let key = signing_key(&a);
+    let a_signs = Some((a.server_name(), &key, b.server_name()));
+    let path = format!("/_matrix/federation/v1/backfill/{}?v={}&limit=50", encode(&room_id), encode(&after));
+    let (status, answer) = federation_request(&b, Method::GET, &path, None, a_signs).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let by_id = |id: &str| -> Value {
+        answer["pdus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pdu| {
+                let object = hearth_federation::to_canonical_object((*pdu).clone()).unwrap();
+                format!("${}", ruma::signatures::reference_hash(&object, &rules).unwrap()) == id
+            })
+            .unwrap_or_else(|| panic!("{id} not in {answer}"))
+            .clone()
+    };
+    assert_eq!(by_id(&before)["content"], json!({}), "hidden from A's users: redacted");
+    assert_eq!(by_id(&after)["content"]["body"], "after Alice came");
+    let path = format!("/_matrix/federation/v1/event/{}", encode(&before));
+    let (status, answer) = federation_request(&b, Method::GET, &path, None, a_signs).await;
+    assert_eq!((status, &answer["pdus"][0]["content"]), (StatusCode::OK, &json!({})), "{answer}");
 }
 
 /// Sends one PDU to `to` as a transaction from `from` (signed with its key); the PDU's result.

@@ -1,7 +1,8 @@
 //! What other servers read of a room they are in (spec: Server-Server API § Retrieving events,
 //! § Backfilling and retrieving missing events): one event, the state at an event (whole or as
 //! ids), an event's auth chain, missing events between two points, and history before an event
-//! (/backfill). The asking server must have a joined member in the room.
+//! (/backfill). The asking server must have a joined member in the room, and events none of its
+//! users may see (history visibility) reach it redacted.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -19,7 +20,10 @@ use crate::{
     api::extract::{MatrixPath, MatrixQuery, query_values},
     error::{ApiError, ApiResult},
     services::{
-        rooms::federated::{cited, raw_json},
+        rooms::{
+            federated::{cited, raw_json},
+            read::ServerHistory,
+        },
         usernames::server_of,
     },
     state::AppState,
@@ -51,6 +55,34 @@ pub(super) async fn origin_in_room(state: &AppState, room_id: &str, origin: &str
     }
 }
 
+/// Events as `origin` may read them: whole, or redacted (spec: Server-Server API § Retrieving
+/// events; what Synapse does too) where the room's history visibility hides them from every
+/// user of that server, so the graph stays whole without their content.
+async fn as_readable_by(
+    state: &AppState,
+    room_id: &str,
+    origin: &str,
+    events: &[StoredEvent],
+) -> ApiResult<Vec<Value>> {
+    let history: ServerHistory = state.rooms.server_history(room_id, origin).await?;
+    let rules = state.rooms.rules(room_id).await?;
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let json = raw_json(event);
+        if history.can_see(event) {
+            out.push(json);
+            continue;
+        }
+        let redacted = hearth_federation::to_canonical_object(json)
+            .ok()
+            .and_then(|object| ruma::canonical_json::redact(object, &rules.redaction, None).ok())
+            .and_then(|object| serde_json::to_value(object).ok());
+        // An event that cannot be redacted is left out rather than shown.
+        out.extend(redacted);
+    }
+    Ok(out)
+}
+
 /// A room event by id, or 404.
 async fn room_event(state: &AppState, room_id: &str, event_id: &str) -> ApiResult<StoredEvent> {
     state
@@ -69,7 +101,8 @@ async fn event(
 ) -> ApiResult<Json<Value>> {
     let event = state.db.event(&event_id).await?.ok_or_else(|| ApiError::not_found("Unknown event"))?;
     origin_in_room(&state, &event.room_id, signed.origin.as_str()).await?;
-    Ok(Json(json!({"origin": state.config.server_name, "origin_server_ts": now_ms(), "pdus": [raw_json(&event)]})))
+    let pdus = as_readable_by(&state, &event.room_id, signed.origin.as_str(), std::slice::from_ref(&event)).await?;
+    Ok(Json(json!({"origin": state.config.server_name, "origin_server_ts": now_ms(), "pdus": pdus})))
 }
 
 #[derive(Deserialize)]
@@ -158,11 +191,8 @@ async fn backfill(
         return Err(ApiError::not_found("None of those events is known here"));
     }
     let events = state.db.room_events(&room_id, i64::MIN, newest, limit as i64, true).await?;
-    Ok(Json(json!({
-        "origin": state.config.server_name,
-        "origin_server_ts": now_ms(),
-        "pdus": events.iter().map(raw_json).collect::<Vec<_>>(),
-    })))
+    let pdus = as_readable_by(&state, &room_id, signed.origin.as_str(), &events).await?;
+    Ok(Json(json!({"origin": state.config.server_name, "origin_server_ts": now_ms(), "pdus": pdus})))
 }
 
 #[derive(Deserialize)]
@@ -204,5 +234,6 @@ async fn get_missing_events(
         found.push(event);
     }
     found.sort_by_key(|event| event.stream);
-    Ok(Json(json!({"events": found.iter().map(raw_json).collect::<Vec<_>>()})))
+    let events = as_readable_by(&state, &room_id, signed.origin.as_str(), &found).await?;
+    Ok(Json(json!({"events": events})))
 }

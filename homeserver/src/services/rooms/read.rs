@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     error::{ApiError, ApiResult},
-    services::sync::token::StreamToken,
+    services::{sync::token::StreamToken, usernames::server_of},
     storage::rooms::StoredEvent,
 };
 
@@ -104,6 +104,28 @@ impl Rooms {
             .map(|(stream, content)| (stream, content["membership"].as_str().unwrap_or_default().to_owned()))
             .collect();
         Ok(HistoryView::new(user_id, settings, memberships))
+    }
+
+    /// Which events of the room another server may read as they are (spec: Server-Server API
+    /// § Retrieving events): those one of its users may see. A room that never hid history from
+    /// members shows everything to a server in it; otherwise each of the server's users who
+    /// ever had a membership in the room lends its view.
+    pub async fn server_history(&self, room_id: &str, server: &str) -> ApiResult<ServerHistory> {
+        let settings = self.history_settings(room_id).await?;
+        if let Some(view) = HistoryView::for_current_member(server, &settings) {
+            return Ok(ServerHistory { views: vec![view] });
+        }
+        let mut users = Vec::new();
+        for membership in ["join", "invite", "leave", "ban", "knock"] {
+            users.extend(
+                self.db.room_members(room_id, membership).await?.into_iter().filter(|user| server_of(user) == server),
+            );
+        }
+        let mut views = Vec::with_capacity(users.len());
+        for user in users {
+            views.push(self.history_view(&user, room_id, Visibility::Peeking).await?);
+        }
+        Ok(ServerHistory { views })
     }
 
     /// Formats events, loading what they need (redactions, the viewer's txn ids) in batches.
@@ -359,5 +381,17 @@ impl Rooms {
             })
             .collect();
         self.format_events(&events, false).await
+    }
+}
+
+/// What another server may read of a room as it is (see `Rooms::server_history`); other events
+/// are served redacted, so the room's graph stays whole without their content.
+pub struct ServerHistory {
+    views: Vec<HistoryView>,
+}
+
+impl ServerHistory {
+    pub fn can_see(&self, event: &StoredEvent) -> bool {
+        self.views.iter().any(|view| view.can_see(event))
     }
 }
