@@ -699,19 +699,36 @@ async fn a_rotated_signing_key_stays_published_and_peers_follow(backend: Backend
     );
 }
 
+/// Alice (on A) joined Bob's public room on B: the ids of its power levels and of her join,
+/// which events crafted as A's cite.
+struct JoinedRoom {
+    alice: Session,
+    bob: Session,
+    room_id: String,
+    power: String,
+    alice_join: String,
+}
+
+impl JoinedRoom {
+    async fn on(a: &TestApp, b: &TestApp) -> Self {
+        let alice = a.register("alice").await;
+        let bob = b.register("bob").await;
+        let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+        let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
+        assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+        let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
+        let event_id = |kind: &str, key: &str| -> String {
+            let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
+            found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
+        };
+        let (power, alice_join) = (event_id("m.room.power_levels", ""), event_id("m.room.member", &alice.user_id));
+        Self { alice, bob, room_id, power, alice_join }
+    }
+}
+
 async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
-    let alice = a.register("alice").await;
-    let bob = b.register("bob").await;
-    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
-    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
-    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
-    let event_id = |kind: &str, key: &str| -> String {
-        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
-        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
-    };
-    let (power, alice_join) = (event_id("m.room.power_levels", ""), event_id("m.room.member", &alice.user_id));
+    let JoinedRoom { alice, bob, room_id, power, alice_join } = JoinedRoom::on(&a, &b).await;
 
     // Bob bans Alice. A message of hers that A made before hearing of it cites her join: its auth
     // events allow it, the room as it is now does not.
@@ -772,17 +789,7 @@ async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
 async fn a_tampered_event_is_kept_redacted_and_members_read_the_room(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
     let Some(c) = spawn_federating(backend, |_| {}).await else { return };
-    let alice = a.register("alice").await;
-    let bob = b.register("bob").await;
-    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
-    let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-    assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
-    let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
-    let event_id = |kind: &str, key: &str| -> String {
-        let found = state.as_array().unwrap().iter().find(|e| e["type"] == kind && e["state_key"] == key);
-        found.unwrap_or_else(|| panic!("no {kind} in {state}"))["event_id"].as_str().unwrap().to_owned()
-    };
-    let (power, alice_join) = (event_id("m.room.power_levels", ""), event_id("m.room.member", &alice.user_id));
+    let JoinedRoom { alice, bob, room_id, power, alice_join } = JoinedRoom::on(&a, &b).await;
 
     let key = signing_key(&a);
     let rules = hearth_federation::room_versions::rules_for("12").unwrap();

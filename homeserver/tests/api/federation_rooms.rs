@@ -26,11 +26,13 @@ both_backends!(
     a_returning_peer_is_retried_as_soon_as_it_calls,
 );
 
+/// Retries of failed sends after 100 ms, at most a second apart.
+fn fast_retries(config: &mut hearth::Config) {
+    config.federation.retry_min_ms = 100;
+    config.federation.retry_max_ms = 1_000;
+}
+
 async fn pair(backend: Backend) -> Option<(TestApp, TestApp)> {
-    let fast_retries = |config: &mut hearth::Config| {
-        config.federation.retry_min_ms = 100;
-        config.federation.retry_max_ms = 1_000;
-    };
     let a = spawn_federating(backend, fast_retries).await?;
     let b = spawn_federating(backend, fast_retries).await?;
     Some((a, b))
@@ -180,14 +182,7 @@ async fn messages_sent_while_a_peer_is_down_arrive_after_it_returns(backend: Bac
 /// B backs off for a minute after failing to reach A; when A is back and sends B something,
 /// B retries at once instead of waiting the minute out.
 async fn a_returning_peer_is_retried_as_soon_as_it_calls(backend: Backend) {
-    let Some(mut a) = spawn_federating(backend, |config| {
-        config.federation.retry_min_ms = 100;
-        config.federation.retry_max_ms = 1_000;
-    })
-    .await
-    else {
-        return;
-    };
+    let Some(mut a) = spawn_federating(backend, fast_retries).await else { return };
     let Some(b) = spawn_federating(backend, |config| {
         config.federation.retry_min_ms = 60_000;
         config.federation.retry_max_ms = 600_000;
@@ -378,14 +373,7 @@ async fn a_server_acl_shuts_a_server_out(backend: Backend) {
 
 async fn a_join_through_one_server_reaches_the_others(backend: Backend) {
     let Some((a, b)) = pair(backend).await else { return };
-    let Some(c) = spawn_federating(backend, |config| {
-        config.federation.retry_min_ms = 100;
-        config.federation.retry_max_ms = 1_000;
-    })
-    .await
-    else {
-        return;
-    };
+    let Some(c) = spawn_federating(backend, fast_retries).await else { return };
     let alice = a.register("alice").await;
     let bob = b.register("bob").await;
     let carol = c.register("carol").await;
