@@ -711,9 +711,14 @@ struct JoinedRoom {
 
 impl JoinedRoom {
     async fn on(a: &TestApp, b: &TestApp) -> Self {
+        Self::with(a, b, json!({"preset": "public_chat"})).await
+    }
+
+    /// The room made with the `/createRoom` body `create`.
+    async fn with(a: &TestApp, b: &TestApp, create: Value) -> Self {
         let alice = a.register("alice").await;
         let bob = b.register("bob").await;
-        let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
+        let room_id = b.create_room(&bob.token, create).await;
         let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
         assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
         let (_, state) = b.get(&b.room_path(&room_id, "state"), Some(&bob.token)).await;
@@ -916,11 +921,8 @@ struct ModeratedRoom {
 
 impl ModeratedRoom {
     async fn on(a: &TestApp, b: &TestApp) -> Self {
-        let alice = a.register("alice").await;
-        let bob = b.register("bob").await;
-        let room_id = b.create_room(&bob.token, json!({"preset": "public_chat", "name": "Original"})).await;
-        let join = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-        assert_eq!(a.post(&join, Some(&alice.token), json!({})).await.0, StatusCode::OK);
+        let JoinedRoom { alice, bob, room_id, .. } =
+            JoinedRoom::with(a, b, json!({"preset": "public_chat", "name": "Original"})).await;
         let power_path = b.room_path(&room_id, "state/m.room.power_levels/");
         let (_, mut power) = b.get(&power_path, Some(&bob.token)).await;
         power["users"][&alice.user_id] = json!(50);
