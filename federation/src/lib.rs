@@ -15,5 +15,5 @@ pub mod signing_key;
 pub mod state_res_v1;
 
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
-pub use pdu::{NewPdu, Pdu, PduError, event_id_of, new_server_event_id};
+pub use pdu::{NewPdu, Pdu, PduError, event_id_of, event_references, new_server_event_id};
 pub use signing_key::{OldVerifyKey, SigningKey, SigningKeyError};

@@ -62,7 +62,7 @@ pub struct NewPdu<'a> {
 
 /// `prev_events` or `auth_events` in the room version's format: ids (v3 and later), or
 /// `[id, {"sha256": hash}]` pairs (v1, v2).
-fn references(
+pub fn event_references(
     values: &[OwnedEventId],
     hashes: &HashMap<OwnedEventId, String>,
     rules: &RoomVersionRules,
@@ -122,11 +122,11 @@ impl Pdu {
         key: &SigningKey,
     ) -> Result<Self, PduError> {
         let mut object = CanonicalJsonObject::new();
-        object.insert("auth_events".into(), references(&new.auth_events, new.cited_hashes, rules)?);
+        object.insert("auth_events".into(), event_references(&new.auth_events, new.cited_hashes, rules)?);
         object.insert("content".into(), CanonicalJsonValue::Object(new.content));
         object.insert("depth".into(), integer(new.depth)?);
         object.insert("origin_server_ts".into(), integer(new.origin_server_ts)?);
-        object.insert("prev_events".into(), references(&new.prev_events, new.cited_hashes, rules)?);
+        object.insert("prev_events".into(), event_references(&new.prev_events, new.cited_hashes, rules)?);
         if rules.event_id_format == EventIdFormatVersion::V1 {
             object.insert("event_id".into(), CanonicalJsonValue::String(new_server_event_id(server_name)));
         }

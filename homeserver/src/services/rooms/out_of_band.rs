@@ -252,17 +252,12 @@ impl Rooms {
             .out_of_band_room_version(room_id, user.as_str())
             .await?
             .ok_or_else(|| ApiError::forbidden("You are not in this room"))?;
-        let membership_event: Value = match self.db.event(membership_event_id).await? {
-            Some(event) => serde_json::from_str(&event.json).unwrap_or_default(),
-            None => Value::Null,
-        };
-        let depth = membership_event["depth"].as_i64().unwrap_or(0);
-        // Room versions 1 and 2 cite events with their content hash.
+        let depth = self.db.event(membership_event_id).await?.map_or(0, |event| {
+            serde_json::from_str::<Value>(&event.json).ok().and_then(|json| json["depth"].as_i64()).unwrap_or(0)
+        });
         let cited = match rules_for(&version) {
-            Some(rules) if super::references::cites_with_hashes(&rules) => {
-                json!([[membership_event_id, {"sha256": membership_event["hashes"]["sha256"]}]])
-            }
-            _ => json!([membership_event_id]),
+            Some(rules) => self.references_json(&rules, &[membership_event_id.to_owned()]).await?,
+            None => json!([membership_event_id]),
         };
         let made = json!({
             "room_version": version,

@@ -11,7 +11,10 @@ use ruma::{
 use serde_json::Value;
 
 use super::Rooms;
-use crate::{error::ApiResult, storage::rooms::StoredEvent};
+use crate::{
+    error::{ApiError, ApiResult},
+    storage::rooms::StoredEvent,
+};
 
 /// Whether events of `rules` cite others with their hashes.
 pub(super) fn cites_with_hashes(rules: &RoomVersionRules) -> bool {
@@ -21,12 +24,7 @@ pub(super) fn cites_with_hashes(rules: &RoomVersionRules) -> bool {
 /// The ids an event cites in `field` (`prev_events`, `auth_events`), in either format.
 pub fn cited(event: &StoredEvent, field: &str) -> Vec<String> {
     let value: Value = serde_json::from_str(&event.json).unwrap_or_default();
-    cited_in(&value, field)
-}
-
-/// `cited` for an event already parsed.
-pub fn cited_in(event: &Value, field: &str) -> Vec<String> {
-    event[field]
+    value[field]
         .as_array()
         .into_iter()
         .flatten()
@@ -58,17 +56,9 @@ impl Rooms {
 
     /// `ids` as a template's `prev_events` or `auth_events` for a room of `rules`.
     pub(super) async fn references_json(&self, rules: &RoomVersionRules, ids: &[String]) -> ApiResult<Value> {
-        if !cites_with_hashes(rules) {
-            return Ok(Value::from(ids.to_vec()));
-        }
         let hashes = self.cited_hashes(rules, ids).await?;
-        Ok(Value::Array(
-            ids.iter()
-                .map(|id| {
-                    let hash = OwnedEventId::try_from(id.as_str()).ok().and_then(|id| hashes.get(&id).cloned());
-                    serde_json::json!([id, {"sha256": hash.unwrap_or_default()}])
-                })
-                .collect(),
-        ))
+        let ids: Vec<OwnedEventId> = ids.iter().filter_map(|id| OwnedEventId::try_from(id.as_str()).ok()).collect();
+        let references = hearth_federation::event_references(&ids, &hashes, rules).map_err(ApiError::internal)?;
+        serde_json::to_value(references).map_err(ApiError::internal)
     }
 }

@@ -140,8 +140,12 @@ impl Rooms {
             Ok(object) => object,
             Err(error) => return Err(ApiError::bad_json(format!("Event content is not canonical JSON: {error}"))),
         };
-        let cited: Vec<String> = prev_events.iter().chain(&auth_event_ids).cloned().collect();
-        let cited_hashes = self.cited_hashes(&rules, &cited).await?;
+        // Only room versions 1 and 2 cite events with their hashes (read from storage).
+        let cited_hashes = if super::references::cites_with_hashes(&rules) {
+            self.cited_hashes(&rules, &[prev_events.as_slice(), &auth_event_ids].concat()).await?
+        } else {
+            HashMap::new()
+        };
         let pdu = Pdu::build_and_sign(
             NewPdu {
                 room_id: Some(&room_id),
