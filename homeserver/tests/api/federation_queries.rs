@@ -741,16 +741,9 @@ async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
     assert_eq!(b.post(&ban, Some(&bob.token), json!({"user_id": alice.user_id})).await.0, StatusCode::OK);
     let key = signing_key(&a);
     let origin = a.server_name().to_owned();
-    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
-    let mut late = hearth_federation::to_canonical_object(json!({
-        "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
-        "content": {"msgtype": "m.text", "body": "sent before I heard of the ban"},
-        "prev_events": [alice_join], "auth_events": [power, alice_join], "depth": 100,
-        "origin_server_ts": hearth::storage::now_ms(),
-    }))
-    .unwrap();
-    key.hash_and_sign_event(&origin, &mut late, &rules).unwrap();
-    let late_id = format!("${}", ruma::signatures::reference_hash(&late, &rules).unwrap());
+    let late =
+        signed_message(&a, &room_id, &alice, "sent before I heard of the ban", &alice_join, [&power, &alice_join], 100);
+    let late_id = v12_event_id(&late);
     let transaction = json!({"origin": origin, "origin_server_ts": 1, "pdus": [late], "edus": []});
     let signer = Some((origin.as_str(), &key, b.server_name()));
     let (status, answer) =
@@ -772,15 +765,8 @@ async fn an_event_the_room_no_longer_allows_is_soft_failed(backend: Backend) {
     // join as its authority: the state before it is the current state, which bans her, so it
     // is rejected outright.
     let latest = timeline.last().unwrap()["event_id"].as_str().unwrap().to_owned();
-    let mut after = hearth_federation::to_canonical_object(json!({
-        "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
-        "content": {"msgtype": "m.text", "body": "sent after the ban"},
-        "prev_events": [latest], "auth_events": [power, alice_join], "depth": 200,
-        "origin_server_ts": hearth::storage::now_ms(),
-    }))
-    .unwrap();
-    key.hash_and_sign_event(&origin, &mut after, &rules).unwrap();
-    let after_id = format!("${}", ruma::signatures::reference_hash(&after, &rules).unwrap());
+    let after = signed_message(&a, &room_id, &alice, "sent after the ban", &latest, [&power, &alice_join], 200);
+    let after_id = v12_event_id(&after);
     let result = send_pdu(&a, &b, "late2", after, &after_id).await;
     assert!(result["error"].as_str().is_some_and(|error| error.contains("state before it")), "{result}");
     let (status, _) = b.get(&b.room_path(&room_id, &format!("event/{}", encode(&after_id))), Some(&bob.token)).await;
@@ -798,21 +784,14 @@ async fn a_tampered_event_is_kept_redacted_and_members_read_the_room(backend: Ba
 
     let key = signing_key(&a);
     let rules = hearth_federation::room_versions::rules_for("12").unwrap();
-    let mut event = hearth_federation::to_canonical_object(json!({
-        "room_id": room_id, "sender": alice.user_id, "type": "m.room.message",
-        "content": {"msgtype": "m.text", "body": "what Alice said"},
-        "prev_events": [alice_join], "auth_events": [power, alice_join], "depth": 100,
-        "origin_server_ts": hearth::storage::now_ms(),
-    }))
-    .unwrap();
-    key.hash_and_sign_event(a.server_name(), &mut event, &rules).unwrap();
+    let mut event = signed_message(&a, &room_id, &alice, "what Alice said", &alice_join, [&power, &alice_join], 100);
     event.insert(
         "content".into(),
         hearth_federation::to_canonical_object(json!({"msgtype": "m.text", "body": "what Alice never said"}))
             .unwrap()
             .into(),
     );
-    let tampered_id = format!("${}", ruma::signatures::reference_hash(&event, &rules).unwrap());
+    let tampered_id = v12_event_id(&event);
     assert_eq!(send_pdu(&a, &b, "tampered1", event, &tampered_id).await, json!({}));
     let (status, seen) =
         b.get(&b.room_path(&room_id, &format!("event/{}", encode(&tampered_id))), Some(&bob.token)).await;
@@ -895,6 +874,35 @@ async fn history_hidden_from_a_servers_users_reaches_it_redacted(backend: Backen
     let path = format!("/_matrix/federation/v1/event/{}", encode(&before));
     let (status, answer) = federation_request(&b, Method::GET, &path, None, a_signs).await;
     assert_eq!((status, &answer["pdus"][0]["content"]), (StatusCode::OK, &json!({})), "{answer}");
+}
+
+/// A message of `sender` (a user of `from`) in a v12 room, citing `prev` and `auth`, signed
+/// with `from`'s key.
+fn signed_message(
+    from: &TestApp,
+    room_id: &str,
+    sender: &Session,
+    body: &str,
+    prev: &str,
+    auth: [&str; 2],
+    depth: u64,
+) -> ruma::CanonicalJsonObject {
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    let mut event = hearth_federation::to_canonical_object(json!({
+        "room_id": room_id, "sender": sender.user_id, "type": "m.room.message",
+        "content": {"msgtype": "m.text", "body": body},
+        "prev_events": [prev], "auth_events": auth, "depth": depth,
+        "origin_server_ts": hearth::storage::now_ms(),
+    }))
+    .unwrap();
+    signing_key(from).hash_and_sign_event(from.server_name(), &mut event, &rules).unwrap();
+    event
+}
+
+/// A v12 event's id: its reference hash.
+fn v12_event_id(event: &ruma::CanonicalJsonObject) -> String {
+    let rules = hearth_federation::room_versions::rules_for("12").unwrap();
+    format!("${}", ruma::signatures::reference_hash(event, &rules).unwrap())
 }
 
 /// Sends one PDU to `to` as a transaction from `from` (signed with its key); the PDU's result.

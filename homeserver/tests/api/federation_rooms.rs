@@ -154,14 +154,20 @@ async fn a_version_1_or_2_room_spans_two_servers(backend: Backend) {
     }
 }
 
-async fn messages_sent_while_a_peer_is_down_arrive_after_it_returns(backend: Backend) {
-    let Some((mut a, b)) = pair(backend).await else { return };
+/// Alice (on A) joins Bob's public room on B; her sync token once she is in.
+async fn alice_joins_bobs_room(a: &TestApp, b: &TestApp) -> (Session, Session, String, String) {
     let alice = a.register("alice").await;
     let bob = b.register("bob").await;
     let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
     let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
     assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
-    let (_, token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
+    let (_, token) = sync_until(a, &alice, &room_id, None, |_| true).await;
+    (alice, bob, room_id, token)
+}
+
+async fn messages_sent_while_a_peer_is_down_arrive_after_it_returns(backend: Backend) {
+    let Some((mut a, b)) = pair(backend).await else { return };
+    let (alice, bob, room_id, token) = alice_joins_bobs_room(&a, &b).await;
 
     // A goes down; B keeps sending, and its users are not held up by the dead peer.
     a.shutdown.trigger();
@@ -191,12 +197,7 @@ async fn a_returning_peer_is_retried_as_soon_as_it_calls(backend: Backend) {
     else {
         return;
     };
-    let alice = a.register("alice").await;
-    let bob = b.register("bob").await;
-    let room_id = b.create_room(&bob.token, json!({"preset": "public_chat"})).await;
-    let path = format!("/_matrix/client/v3/join/{}?via={}", encode(&room_id), encode(b.server_name()));
-    assert_eq!(a.post(&path, Some(&alice.token), json!({})).await.0, StatusCode::OK);
-    let (_, token) = sync_until(&a, &alice, &room_id, None, |_| true).await;
+    let (alice, bob, room_id, token) = alice_joins_bobs_room(&a, &b).await;
 
     a.shutdown.trigger();
     a.server.take().unwrap().await.unwrap().unwrap();
