@@ -29,11 +29,14 @@ pub fn auth_types_for_event(
 /// Checks `event` against the rules: first against the events it cites (`auth_events`), then
 /// against `state` — the room state before the event, keyed by (type, state_key), which must
 /// hold at least the create event and every pair `auth_types_for_event` names.
-pub fn check_event(
+///
+/// The maps may hold `Pdu`s or shared `Arc<Pdu>`s, so callers holding cached events need not
+/// copy them.
+pub fn check_event<A: state_res::Event, S: state_res::Event>(
     rules: &AuthorizationRules,
     event: &Pdu,
-    auth_events: &HashMap<OwnedEventId, Pdu>,
-    state: &HashMap<(String, String), Pdu>,
+    auth_events: &HashMap<OwnedEventId, A>,
+    state: &HashMap<(String, String), S>,
 ) -> Result<(), String> {
     state_res::check_state_independent_auth_rules(rules, event, |id: &EventId| auth_events.get(id))?;
     state_res::check_state_dependent_auth_rules(rules, event, |kind: &StateEventType, key: &str| {

@@ -5,6 +5,7 @@
 //! server live here: the homeserver crate calls these functions with data and gets data back,
 //! so everything is unit-tested without a server.
 
+pub mod auth_event;
 pub mod canonical_json;
 pub mod event_auth;
 pub mod pdu;
@@ -14,6 +15,7 @@ pub mod server_keys;
 pub mod signing_key;
 pub mod state_res_v1;
 
+pub use auth_event::AuthEvent;
 pub use canonical_json::{CanonicalJsonError, to_canonical_bytes, to_canonical_object};
 pub use pdu::{NewPdu, Pdu, PduError, event_id_of, event_references, new_server_event_id};
 pub use signing_key::{OldVerifyKey, SigningKey, SigningKeyError};

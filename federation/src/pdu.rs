@@ -27,18 +27,18 @@ pub enum PduError {
 /// A parsed, signed PDU. `json` is the event exactly as signed (what federation sends).
 #[derive(Debug, Clone)]
 pub struct Pdu {
-    event_id: OwnedEventId,
-    room_id: Option<OwnedRoomId>,
-    sender: OwnedUserId,
-    origin_server_ts: MilliSecondsSinceUnixEpoch,
-    event_type: TimelineEventType,
-    content: Box<RawJsonValue>,
-    state_key: Option<String>,
-    prev_events: Vec<OwnedEventId>,
-    auth_events: Vec<OwnedEventId>,
-    redacts: Option<OwnedEventId>,
-    depth: u64,
-    json: CanonicalJsonObject,
+    pub(crate) event_id: OwnedEventId,
+    pub(crate) room_id: Option<OwnedRoomId>,
+    pub(crate) sender: OwnedUserId,
+    pub(crate) origin_server_ts: MilliSecondsSinceUnixEpoch,
+    pub(crate) event_type: TimelineEventType,
+    pub(crate) content: Box<RawJsonValue>,
+    pub(crate) state_key: Option<String>,
+    pub(crate) prev_events: Vec<OwnedEventId>,
+    pub(crate) auth_events: Vec<OwnedEventId>,
+    pub(crate) redacts: Option<OwnedEventId>,
+    pub(crate) depth: u64,
+    pub(crate) json: CanonicalJsonObject,
 }
 
 /// What a new event is made of, before hashing and signing.

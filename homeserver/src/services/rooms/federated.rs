@@ -9,9 +9,12 @@
 //! room's state is resolved (`state_resolution.rs`); the next local event cites every forward
 //! extremity.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::Arc,
+};
 
-use hearth_federation::{Pdu, event_auth};
+use hearth_federation::{AuthEvent, Pdu, event_auth};
 use reqwest::Method;
 use ruma::{EventId, OwnedEventId, RoomId, ServerName, UserId};
 use serde_json::{Value, json};
@@ -135,11 +138,10 @@ impl Rooms {
         let mut keys = auth_types.clone();
         keys.push(create_key());
         let current = self.head_state(&room_id, &rules, &keys).await?;
-        let current: HashMap<StateKey, Pdu> = current.into_iter().map(|(key, pdu)| (key, Pdu::clone(&pdu))).collect();
         // v12 rooms find the create event by the room id: it is never cited.
         if let Some(create) = current.get(&create_key()) {
-            auth_events.entry(create.event_id().to_owned()).or_insert_with(|| create.clone());
-            cited_state.entry(create_key()).or_insert_with(|| create.clone());
+            auth_events.entry(create.event_id().to_owned()).or_insert_with(|| AuthEvent::clone(create));
+            cited_state.entry(create_key()).or_insert_with(|| AuthEvent::clone(create));
         }
         event_auth::check_event(&rules.authorization, pdu, &auth_events, &cited_state)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed by its auth events: {reason}")))?;
@@ -151,9 +153,14 @@ impl Rooms {
             _ => None,
         };
         if let Some(resolution) = &resolution {
-            let mut before = self.state_events_for(&resolution.before, &keys, &rules).await?;
+            let mut before: HashMap<StateKey, AuthEvent> = self
+                .state_events_for(&resolution.before, &keys, &rules)
+                .await?
+                .into_iter()
+                .map(|(key, pdu)| (key, AuthEvent::from(pdu)))
+                .collect();
             if let Some(create) = current.get(&create_key()) {
-                before.entry(create_key()).or_insert_with(|| create.clone());
+                before.entry(create_key()).or_insert_with(|| AuthEvent::clone(create));
             }
             event_auth::check_event(&rules.authorization, pdu, &auth_events, &before)
                 .map_err(|reason| ApiError::forbidden(format!("Not allowed by the state before it: {reason}")))?;
@@ -279,15 +286,15 @@ impl Rooms {
         pdu: &Pdu,
         room_id: &str,
         rules: &ruma::room_version_rules::RoomVersionRules,
-    ) -> ApiResult<Option<(HashMap<OwnedEventId, Pdu>, HashMap<StateKey, Pdu>)>> {
+    ) -> ApiResult<Option<(HashMap<OwnedEventId, AuthEvent>, HashMap<StateKey, AuthEvent>)>> {
         let auth_ids: Vec<String> = ruma::state_res::Event::auth_events(pdu).map(|id| id.to_string()).collect();
-        let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        let mut cited_state: HashMap<StateKey, Pdu> = HashMap::new();
+        let mut auth_events: HashMap<OwnedEventId, AuthEvent> = HashMap::new();
+        let mut cited_state: HashMap<StateKey, AuthEvent> = HashMap::new();
         for stored in self.db.events(&auth_ids).await? {
             if stored.room_id != room_id {
                 return Err(ApiError::forbidden("An auth event belongs to another room"));
             }
-            let parsed = super::parse_stored(&stored, rules)?;
+            let parsed = AuthEvent::from(super::parse_stored(&stored, rules)?);
             if let Some(key) = parsed.state_key() {
                 cited_state.insert((parsed.event_type_str(), key.to_owned()), parsed.clone());
             }
@@ -344,10 +351,9 @@ impl Rooms {
         let object = hearth_federation::to_canonical_object(template.clone()).map_err(ApiError::internal)?;
         let probe = Pdu::from_signed(EventId::parse("$probe").map_err(ApiError::internal)?, object, &rules)
             .map_err(ApiError::internal)?;
-        let by_id: HashMap<OwnedEventId, Pdu> =
-            current.values().map(|pdu| (pdu.event_id().to_owned(), Pdu::clone(pdu))).collect();
-        let state: HashMap<StateKey, Pdu> = current.into_iter().map(|(k, v)| (k, Pdu::clone(&v))).collect();
-        event_auth::check_event(&rules.authorization, &probe, &by_id, &state)
+        let by_id: HashMap<OwnedEventId, Arc<AuthEvent>> =
+            current.values().map(|event| (event.event_id().to_owned(), event.clone())).collect();
+        event_auth::check_event(&rules.authorization, &probe, &by_id, &current)
             .map_err(|reason| ApiError::forbidden(format!("Not allowed by the room's rules: {reason}")))?;
         Ok((version, template))
     }

@@ -12,7 +12,7 @@
 //! - the same history when a client asks for the event nearest a time before the oldest event
 //!   held (GET /timestamp_to_event, "jump to date"): it is paged in until it reaches that time.
 
-use hearth_federation::{Pdu, event_auth};
+use hearth_federation::{AuthEvent, Pdu, event_auth};
 use reqwest::Method;
 use ruma::{ServerName, room_version_rules::RoomVersionRules};
 use serde_json::json;
@@ -226,7 +226,7 @@ impl Rooms {
             return true;
         };
         if let Ok(Some(create)) = self.db.current_state_event(room_id, "m.room.create", "").await
-            && let Ok(create) = super::parse_stored(&create, rules)
+            && let Ok(create) = super::parse_stored(&create, rules).map(AuthEvent::from)
         {
             auth_events.entry(create.event_id().to_owned()).or_insert_with(|| create.clone());
             cited_state.entry(("m.room.create".to_owned(), String::new())).or_insert(create);

@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use hearth_federation::Pdu;
+use hearth_federation::{AuthEvent, Pdu};
 use ruma::room_version_rules::RoomVersionRules;
 
 use super::Rooms;
@@ -54,8 +54,9 @@ struct Head {
     /// The other servers with joined members (where the room's events go), derived from
     /// `members`; None until needed and after any change to them.
     servers: Option<Servers>,
-    /// Current state events by (type, state_key); None: known to be absent.
-    state: HashMap<StateKey, Option<Arc<Pdu>>>,
+    /// Current state events by (type, state_key), as the authorization rules read them (not
+    /// the whole signed event: a room keeps one per member who sent); None: known to be absent.
+    state: HashMap<StateKey, Option<Arc<AuthEvent>>>,
 }
 
 impl RoomHeads {
@@ -96,7 +97,7 @@ impl RoomHeads {
                 if head.state.len() >= MAX_STATE_PER_ROOM {
                     head.state.clear();
                 }
-                head.state.insert((pdu.event_type_str(), state_key.to_owned()), Some(Arc::new(pdu.clone())));
+                head.state.insert((pdu.event_type_str(), state_key.to_owned()), Some(Arc::new(AuthEvent::from(pdu))));
             }
         });
     }
@@ -208,7 +209,7 @@ impl Rooms {
         room_id: &str,
         rules: &RoomVersionRules,
         keys: &[StateKey],
-    ) -> ApiResult<HashMap<StateKey, Arc<Pdu>>> {
+    ) -> ApiResult<HashMap<StateKey, Arc<AuthEvent>>> {
         let mut found = HashMap::new();
         let missing: Vec<StateKey> = self.heads.with(room_id, |head| {
             keys.iter()
@@ -228,10 +229,11 @@ impl Rooms {
         }
         let entries = self.db.current_state_entries(room_id, &missing).await?;
         let ids: Vec<String> = entries.iter().map(|e| e.event_id.clone()).collect();
-        let mut loaded: HashMap<StateKey, Option<Arc<Pdu>>> = missing.into_iter().map(|key| (key, None)).collect();
+        let mut loaded: HashMap<StateKey, Option<Arc<AuthEvent>>> =
+            missing.into_iter().map(|key| (key, None)).collect();
         for stored in self.db.events(&ids).await? {
             if let Some(state_key) = &stored.state_key {
-                let pdu = Arc::new(super::parse_stored(&stored, rules)?);
+                let pdu = Arc::new(AuthEvent::from(super::parse_stored(&stored, rules)?));
                 loaded.insert((stored.event_type.clone(), state_key.clone()), Some(pdu));
             }
         }

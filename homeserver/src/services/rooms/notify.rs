@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use hearth_federation::Pdu;
+use hearth_federation::{AuthEvent, Pdu};
 use ruma::{UserId, push::Ruleset, room_version_rules::RoomVersionRules};
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ impl Rooms {
         &self,
         room_id: &str,
         pdu: &Pdu,
-        state: &HashMap<(String, String), Pdu>,
+        state: &HashMap<(String, String), Arc<AuthEvent>>,
         rules: &RoomVersionRules,
     ) -> ApiResult<PushOutcome> {
         let members = self.head_members(room_id).await?;

@@ -3,9 +3,9 @@
 //! authorization rules, committed in one transaction at the next stream position, and only
 //! then published to the notifier.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
-use hearth_federation::{NewPdu, Pdu, event_auth, room_versions::rules_for};
+use hearth_federation::{AuthEvent, NewPdu, Pdu, event_auth, room_versions::rules_for};
 use ruma::{EventId, OwnedEventId, RoomId, UserId};
 use serde_json::Value;
 
@@ -44,7 +44,7 @@ pub(super) struct Built {
     pub pdu: Pdu,
     pub rules: ruma::room_version_rules::RoomVersionRules,
     /// The current state entries the checks read.
-    pub state_events: HashMap<(String, String), Pdu>,
+    pub state_events: HashMap<(String, String), Arc<AuthEvent>>,
     pub prev_events: Vec<String>,
 }
 
@@ -115,15 +115,15 @@ impl Rooms {
         let current = self.head_state(new.room_id, &rules, &keys).await?;
         let auth_event_ids: Vec<String> =
             auth_types.iter().filter_map(|key| current.get(key).map(|pdu| pdu.event_id().to_string())).collect();
-        let mut auth_events: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        let mut state_events: HashMap<(String, String), Pdu> = HashMap::new();
+        let mut auth_events: HashMap<OwnedEventId, Arc<AuthEvent>> = HashMap::new();
+        let mut state_events: HashMap<(String, String), Arc<AuthEvent>> = HashMap::new();
         for (key, pdu) in current {
             // v12 rooms find their create event by id (the room id is its hash), so it is always
             // available to the checks even though it is not cited.
             if auth_event_ids.iter().any(|id| id == pdu.event_id().as_str()) || key == create_key {
-                auth_events.insert(pdu.event_id().to_owned(), Pdu::clone(&pdu));
+                auth_events.insert(pdu.event_id().to_owned(), pdu.clone());
             }
-            state_events.insert(key, Pdu::clone(&pdu));
+            state_events.insert(key, pdu);
         }
 
         let (prev_events, max_depth) = self.head_extremities(new.room_id).await?;
@@ -259,7 +259,7 @@ impl Rooms {
             &self.signing_key,
         )
         .map_err(|error| ApiError::bad_json(error.to_string()))?;
-        event_auth::check_event(&rules.authorization, &pdu, &HashMap::new(), &HashMap::new())
+        event_auth::check_event::<Pdu, Pdu>(&rules.authorization, &pdu, &HashMap::new(), &HashMap::new())
             .map_err(|reason| ApiError::bad_json(format!("Invalid create event: {reason}")))?;
         let room_id =
             pdu.room_id_or_derived().ok_or_else(|| ApiError::internal("create event without a room id"))?.to_string();
