@@ -16,16 +16,16 @@ use crate::Pdu;
 /// What `ruma::state_res::Event` exposes of an event, owned.
 #[derive(Debug, Clone)]
 pub struct AuthEvent {
-    event_id: OwnedEventId,
-    room_id: Option<OwnedRoomId>,
-    sender: OwnedUserId,
-    origin_server_ts: MilliSecondsSinceUnixEpoch,
-    event_type: TimelineEventType,
-    content: Box<RawJsonValue>,
-    state_key: Option<String>,
-    prev_events: Vec<OwnedEventId>,
-    auth_events: Vec<OwnedEventId>,
-    redacts: Option<OwnedEventId>,
+    pub(crate) event_id: OwnedEventId,
+    pub(crate) room_id: Option<OwnedRoomId>,
+    pub(crate) sender: OwnedUserId,
+    pub(crate) origin_server_ts: MilliSecondsSinceUnixEpoch,
+    pub(crate) event_type: TimelineEventType,
+    pub(crate) content: Box<RawJsonValue>,
+    pub(crate) state_key: Option<String>,
+    pub(crate) prev_events: Vec<OwnedEventId>,
+    pub(crate) auth_events: Vec<OwnedEventId>,
+    pub(crate) redacts: Option<OwnedEventId>,
 }
 
 impl AuthEvent {
@@ -53,35 +53,13 @@ impl AuthEvent {
 impl From<Pdu> for AuthEvent {
     /// Keeps the fields and drops the signed JSON.
     fn from(pdu: Pdu) -> Self {
-        Self {
-            event_id: pdu.event_id,
-            room_id: pdu.room_id,
-            sender: pdu.sender,
-            origin_server_ts: pdu.origin_server_ts,
-            event_type: pdu.event_type,
-            content: pdu.content,
-            state_key: pdu.state_key,
-            prev_events: pdu.prev_events,
-            auth_events: pdu.auth_events,
-            redacts: pdu.redacts,
-        }
+        pdu.into_auth_event()
     }
 }
 
 impl From<&Pdu> for AuthEvent {
     fn from(pdu: &Pdu) -> Self {
-        Self {
-            event_id: pdu.event_id.clone(),
-            room_id: pdu.room_id.clone(),
-            sender: pdu.sender.clone(),
-            origin_server_ts: pdu.origin_server_ts,
-            event_type: pdu.event_type.clone(),
-            content: pdu.content.clone(),
-            state_key: pdu.state_key.clone(),
-            prev_events: pdu.prev_events.clone(),
-            auth_events: pdu.auth_events.clone(),
-            redacts: pdu.redacts.clone(),
-        }
+        pdu.auth_event().clone()
     }
 }
 

@@ -30,8 +30,8 @@ pub fn auth_types_for_event(
 /// against `state` — the room state before the event, keyed by (type, state_key), which must
 /// hold at least the create event and every pair `auth_types_for_event` names.
 ///
-/// The maps may hold `Pdu`s or shared `Arc<Pdu>`s, so callers holding cached events need not
-/// copy them.
+/// The maps may hold `Pdu`s, `AuthEvent`s or shared `Arc`s of either, so callers holding cached
+/// events need not copy them.
 pub fn check_event<A: state_res::Event, S: state_res::Event>(
     rules: &AuthorizationRules,
     event: &Pdu,

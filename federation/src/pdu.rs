@@ -6,15 +6,15 @@ use std::collections::HashMap;
 
 use rand::Rng;
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId,
-    OwnedUserId, RoomId, UInt, UserId,
+    CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId,
+    UInt, UserId,
     events::TimelineEventType,
     room_version_rules::{EventIdFormatVersion, EventsReferenceFormatVersion, RoomVersionRules},
     state_res::Event,
 };
 use serde_json::value::RawValue as RawJsonValue;
 
-use crate::SigningKey;
+use crate::{AuthEvent, SigningKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PduError {
@@ -27,18 +27,10 @@ pub enum PduError {
 /// A parsed, signed PDU. `json` is the event exactly as signed (what federation sends).
 #[derive(Debug, Clone)]
 pub struct Pdu {
-    pub(crate) event_id: OwnedEventId,
-    pub(crate) room_id: Option<OwnedRoomId>,
-    pub(crate) sender: OwnedUserId,
-    pub(crate) origin_server_ts: MilliSecondsSinceUnixEpoch,
-    pub(crate) event_type: TimelineEventType,
-    pub(crate) content: Box<RawJsonValue>,
-    pub(crate) state_key: Option<String>,
-    pub(crate) prev_events: Vec<OwnedEventId>,
-    pub(crate) auth_events: Vec<OwnedEventId>,
-    pub(crate) redacts: Option<OwnedEventId>,
-    pub(crate) depth: u64,
-    pub(crate) json: CanonicalJsonObject,
+    /// The fields the authorization rules read (also kept on their own, see `AuthEvent`).
+    auth: AuthEvent,
+    depth: u64,
+    json: CanonicalJsonObject,
 }
 
 /// What a new event is made of, before hashing and signing.
@@ -220,44 +212,46 @@ impl Pdu {
                 .map_err(|_| PduError::Malformed("bad timestamp".into()))?,
         );
         Ok(Self {
-            sender: UserId::parse(text("sender")?).map_err(|e| PduError::Malformed(format!("`sender`: {e}")))?,
-            event_type: TimelineEventType::from(text("type")?),
-            prev_events: id_list("prev_events")?,
-            auth_events: id_list("auth_events")?,
+            auth: AuthEvent {
+                sender: UserId::parse(text("sender")?).map_err(|e| PduError::Malformed(format!("`sender`: {e}")))?,
+                event_type: TimelineEventType::from(text("type")?),
+                prev_events: id_list("prev_events")?,
+                auth_events: id_list("auth_events")?,
+                event_id,
+                room_id,
+                origin_server_ts,
+                content,
+                state_key,
+                redacts,
+            },
             depth: unsigned_int("depth")?,
-            event_id,
-            room_id,
-            origin_server_ts,
-            content,
-            state_key,
-            redacts,
             json,
         })
     }
 
     pub fn event_id(&self) -> &EventId {
-        &self.event_id
+        &self.auth.event_id
     }
 
     /// The room id: the `room_id` field, or for a v12 create event the id derived from its hash.
     pub fn room_id_or_derived(&self) -> Option<OwnedRoomId> {
-        self.room_id.clone().or_else(|| RoomId::new_v2(self.event_id.as_str().trim_start_matches('$')).ok())
+        self.auth.room_id.clone().or_else(|| RoomId::new_v2(self.auth.event_id.as_str().trim_start_matches('$')).ok())
     }
 
     pub fn sender(&self) -> &UserId {
-        &self.sender
+        &self.auth.sender
     }
 
     pub fn kind(&self) -> &TimelineEventType {
-        &self.event_type
+        &self.auth.event_type
     }
 
     pub fn event_type_str(&self) -> String {
-        self.event_type.to_string()
+        self.auth.event_type.to_string()
     }
 
     pub fn state_key(&self) -> Option<&str> {
-        self.state_key.as_deref()
+        self.auth.state_key.as_deref()
     }
 
     pub fn depth(&self) -> u64 {
@@ -265,15 +259,25 @@ impl Pdu {
     }
 
     pub fn origin_server_ts(&self) -> u64 {
-        self.origin_server_ts.get().into()
+        self.auth.origin_server_ts.get().into()
     }
 
     pub fn redacts(&self) -> Option<&EventId> {
-        self.redacts.as_deref()
+        self.auth.redacts.as_deref()
     }
 
     pub fn content_json(&self) -> &RawJsonValue {
-        &self.content
+        &self.auth.content
+    }
+
+    /// The fields the authorization rules read.
+    pub fn auth_event(&self) -> &AuthEvent {
+        &self.auth
+    }
+
+    /// The fields the authorization rules read, dropping the signed JSON.
+    pub fn into_auth_event(self) -> AuthEvent {
+        self.auth
     }
 
     /// The signed event as canonical JSON.
@@ -298,36 +302,36 @@ impl Event for Pdu {
     type Id = OwnedEventId;
 
     fn event_id(&self) -> &Self::Id {
-        &self.event_id
+        Event::event_id(&self.auth)
     }
     fn room_id(&self) -> Option<&RoomId> {
-        self.room_id.as_deref()
+        Event::room_id(&self.auth)
     }
     fn sender(&self) -> &UserId {
-        &self.sender
+        Event::sender(&self.auth)
     }
     fn origin_server_ts(&self) -> MilliSecondsSinceUnixEpoch {
-        self.origin_server_ts
+        Event::origin_server_ts(&self.auth)
     }
     fn event_type(&self) -> &TimelineEventType {
-        &self.event_type
+        Event::event_type(&self.auth)
     }
     fn content(&self) -> &RawJsonValue {
-        &self.content
+        Event::content(&self.auth)
     }
     fn state_key(&self) -> Option<&str> {
-        self.state_key.as_deref()
+        Event::state_key(&self.auth)
     }
     fn prev_events(&self) -> Box<dyn DoubleEndedIterator<Item = &Self::Id> + '_> {
-        Box::new(self.prev_events.iter())
+        Event::prev_events(&self.auth)
     }
     fn auth_events(&self) -> Box<dyn DoubleEndedIterator<Item = &Self::Id> + '_> {
-        Box::new(self.auth_events.iter())
+        Event::auth_events(&self.auth)
     }
     fn redacts(&self) -> Option<&Self::Id> {
-        self.redacts.as_ref()
+        Event::redacts(&self.auth)
     }
     fn rejected(&self) -> bool {
-        false
+        Event::rejected(&self.auth)
     }
 }

@@ -153,12 +153,7 @@ impl Rooms {
             _ => None,
         };
         if let Some(resolution) = &resolution {
-            let mut before: HashMap<StateKey, AuthEvent> = self
-                .state_events_for(&resolution.before, &keys, &rules)
-                .await?
-                .into_iter()
-                .map(|(key, pdu)| (key, AuthEvent::from(pdu)))
-                .collect();
+            let mut before = self.state_events_for(&resolution.before, &keys, &rules).await?;
             if let Some(create) = current.get(&create_key()) {
                 before.entry(create_key()).or_insert_with(|| AuthEvent::clone(create));
             }

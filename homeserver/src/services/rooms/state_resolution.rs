@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hearth_federation::Pdu;
+use hearth_federation::{AuthEvent, Pdu};
 use ruma::{
     EventId, OwnedEventId,
     events::StateEventType,
@@ -259,19 +259,19 @@ impl Rooms {
         Ok(Some(Resolution { before, current, resolved, branch_state }))
     }
 
-    /// The events of `state` for `keys` (those it has), parsed.
+    /// The events of `state` for `keys` (those it has), as the authorization rules read them.
     pub(super) async fn state_events_for(
         &self,
         state: &StateIds,
         keys: &[StateKey],
         rules: &RoomVersionRules,
-    ) -> ApiResult<HashMap<StateKey, Pdu>> {
+    ) -> ApiResult<HashMap<StateKey, AuthEvent>> {
         let ids: Vec<String> = keys.iter().filter_map(|key| state.get(key).cloned()).collect();
         let mut found = HashMap::new();
         for stored in self.db.events(&ids).await? {
-            let pdu = super::parse_stored(&stored, rules)?;
-            if let Some(key) = pdu.state_key() {
-                found.insert((pdu.event_type_str(), key.to_owned()), pdu);
+            let event = AuthEvent::from(super::parse_stored(&stored, rules)?);
+            if let Some(key) = event.state_key() {
+                found.insert((event.event_type_str(), key.to_owned()), event);
             }
         }
         Ok(found)
