@@ -69,7 +69,6 @@ impl BoundListener {
     /// Serves until `shutdown`, finishing requests in flight.
     async fn serve(self, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
         let router = api::router_for(state, &self.resources);
-        let address = self.tcp.local_addr()?;
         let stopping = async move { shutdown.wait().await };
         match self.tls {
             // Responses go out at once: with Nagle's algorithm a small response can wait for the
@@ -78,18 +77,14 @@ impl BoundListener {
                 let listener = self.tcp.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(stopping)
-                    .await
+                crate::http_server::serve(listener, router, stopping).await
             }
             Some(config) => {
-                let listener = crate::tls_listener::TlsListener::new(self.tcp, config)?.tap_io(|_| {});
-                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(stopping)
-                    .await
+                let listener = crate::tls_listener::TlsListener::new(self.tcp, config)?;
+                crate::http_server::serve(listener, router, stopping).await
             }
         }
-        .with_context(|| format!("the listener on {address} failed"))
+        Ok(())
     }
 }
 
@@ -115,7 +110,7 @@ impl App {
             .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
         let signing_key = Arc::new(SigningKey::load_or_generate(&config.data_dir.join(SIGNING_KEY_FILE))?);
         let old_keys = hearth_federation::signing_key::load_old_keys(&config.data_dir.join(OLD_SIGNING_KEYS_FILE))?;
-        let db = Db::open(&config.database_url(), config.database.max_connections)
+        let db = Db::open(&config.database_url(), config.database_connections())
             .await
             .context("cannot open the database")?;
 

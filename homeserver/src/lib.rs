@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+mod http_server;
 pub mod services;
 pub mod state;
 pub mod storage;
