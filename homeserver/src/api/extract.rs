@@ -103,7 +103,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state, false).await
+        // Boxed: the lookup's state would otherwise be part of every handler's future, which a
+        // waiting /sync long-poll keeps for its whole wait.
+        Box::pin(authenticate(parts, state, false)).await
     }
 }
 

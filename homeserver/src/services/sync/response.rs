@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::token::{StreamToken, SyncToken};
 use crate::{
-    error::ApiResult,
+    error::{ApiError, ApiResult},
     services::{
         account_data::AccountData,
         e2ee::{
@@ -53,6 +53,11 @@ pub struct SyncService {
     push_rules: Arc<PushRules>,
     e2ee: E2eeSync,
     lazy_members: super::lazy_members::LazyMembers,
+    /// Initial and full-state responses being built at once (twice the cores). Each is a whole
+    /// response under construction; a herd of them (every client reconnecting after a restart)
+    /// would otherwise hold a thousand half-built responses in memory at the same time, for no
+    /// gain in throughput since building them is CPU and database work.
+    whole_responses: tokio::sync::Semaphore,
 }
 
 /// What /sync needs of end-to-end encryption: device list changes, to-device messages and
@@ -102,14 +107,34 @@ impl SyncService {
         push_rules: Arc<PushRules>,
         e2ee: E2eeSync,
     ) -> Self {
-        Self { db, rooms, account_data, receipts, typing, presence, push_rules, e2ee, lazy_members: Default::default() }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            db,
+            rooms,
+            account_data,
+            receipts,
+            typing,
+            presence,
+            push_rules,
+            e2ee,
+            lazy_members: Default::default(),
+            whole_responses: tokio::sync::Semaphore::new(2 * cores),
+        }
     }
 
     pub async fn sync(&self, user_id: &str, device_id: &str, request: SyncRequest) -> ApiResult<Value> {
+        // Initial and full-state syncs never wait for news; they take a turn to be built.
+        let _turn = if request.since.is_none() || request.full_state {
+            Some(self.whole_responses.acquire().await.map_err(ApiError::internal)?)
+        } else {
+            None
+        };
         let deadline = Instant::now() + request.timeout;
         let notifier = self.rooms.notifier();
         let mut now = notifier.current();
-        let joined = self.rooms.memberships(user_id).await?;
+        // Boxed, like every read below: this future is kept for the whole wait, so only the
+        // wait's own state should be in it.
+        let joined = Box::pin(self.rooms.memberships(user_id)).await?;
         let mut changes = None;
         if let Some(since) = request.since
             && !request.full_state
@@ -161,7 +186,7 @@ impl SyncService {
         let own_moved = request
             .since
             .is_some_and(|since| notifier.changed_since(user_id, &[], since.stream).is_none_or(|moved| moved.user));
-        let joined = if own_moved { self.rooms.memberships(user_id).await? } else { joined };
+        let joined = if own_moved { Box::pin(self.rooms.memberships(user_id)).await? } else { joined };
         // Boxed: a thousand waiting long-polls each hold this future, and building a response
         // is by far its largest state; it is only allocated when there is something to send.
         Box::pin(self.build(user_id, device_id, &request, now, changes, joined)).await
