@@ -117,12 +117,15 @@ impl Default for RoomsConfig {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` or `postgres://…`; empty means SQLite in the data directory.
     pub url: Secret,
-    pub max_connections: u32,
+    /// Unset: twice the cores, at most 10, for SQLite (each connection is a thread doing the
+    /// work itself and keeps its own prepared statements and schema, about 1 MiB); 10 for
+    /// PostgreSQL.
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,12 +226,6 @@ impl Default for Config {
             federation: FederationConfig::default(),
             log: LogConfig::default(),
         }
-    }
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self { url: Secret::default(), max_connections: 10 }
     }
 }
 
@@ -353,7 +350,7 @@ impl Config {
         if let Some(bad) = self.admin.users.iter().find(|user| ruma::UserId::parse(user.as_str()).is_err()) {
             return Err(ConfigError(format!("admin.users: {bad:?} is not a user id")));
         }
-        if self.database.max_connections == 0 {
+        if self.database.max_connections == Some(0) {
             return Err(ConfigError("database.max_connections: must be at least 1".into()));
         }
         for (key, limit) in [
@@ -400,6 +397,18 @@ impl Config {
     pub fn database_url(&self) -> String {
         let url = self.database.url.expose();
         if url.is_empty() { format!("sqlite://{}", self.data_dir.join("hearth.db").display()) } else { url.to_owned() }
+    }
+
+    /// The database pool's size: `database.max_connections`, or the backend's default.
+    pub fn database_connections(&self) -> u32 {
+        self.database.max_connections.unwrap_or_else(|| {
+            if self.database_url().starts_with("postgres") {
+                10
+            } else {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+                (2 * cores).min(10)
+            }
+        })
     }
 }
 

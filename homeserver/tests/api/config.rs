@@ -98,7 +98,8 @@ fn environment_variables_override_the_file() {
         jail.set_env("HEARTH_TEST_POSTGRES_URL", "ignored by the server");
         let config = Config::load(Some(std::path::Path::new("hearth.toml"))).expect("loads");
         assert_eq!(config.server_name, "from-env.example");
-        assert_eq!(config.database.max_connections, 3);
+        assert_eq!(config.database.max_connections, Some(3));
+        assert_eq!(config.database_connections(), 3);
         assert_eq!(config.registration.mode, hearth::config::RegistrationMode::Closed);
         Ok(())
     });
