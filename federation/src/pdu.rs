@@ -230,7 +230,7 @@ impl Pdu {
     }
 
     pub fn event_id(&self) -> &EventId {
-        &self.auth.event_id
+        self.auth.event_id()
     }
 
     /// The room id: the `room_id` field, or for a v12 create event the id derived from its hash.
@@ -239,7 +239,7 @@ impl Pdu {
     }
 
     pub fn sender(&self) -> &UserId {
-        &self.auth.sender
+        self.auth.sender()
     }
 
     pub fn kind(&self) -> &TimelineEventType {
@@ -247,11 +247,11 @@ impl Pdu {
     }
 
     pub fn event_type_str(&self) -> String {
-        self.auth.event_type.to_string()
+        self.auth.event_type_str()
     }
 
     pub fn state_key(&self) -> Option<&str> {
-        self.auth.state_key.as_deref()
+        self.auth.state_key()
     }
 
     pub fn depth(&self) -> u64 {
@@ -267,7 +267,7 @@ impl Pdu {
     }
 
     pub fn content_json(&self) -> &RawJsonValue {
-        &self.auth.content
+        self.auth.content_json()
     }
 
     /// The fields the authorization rules read.

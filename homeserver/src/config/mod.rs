@@ -122,9 +122,7 @@ impl Default for RoomsConfig {
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` or `postgres://…`; empty means SQLite in the data directory.
     pub url: Secret,
-    /// Unset: twice the cores, at most 10, for SQLite (each connection is a thread doing the
-    /// work itself and keeps its own prepared statements and schema, about 1 MiB); 10 for
-    /// PostgreSQL.
+    /// Unset: the backend's default (`Backend::default_pool_size`).
     pub max_connections: Option<u32>,
 }
 
@@ -399,15 +397,12 @@ impl Config {
         if url.is_empty() { format!("sqlite://{}", self.data_dir.join("hearth.db").display()) } else { url.to_owned() }
     }
 
-    /// The database pool's size: `database.max_connections`, or the backend's default.
+    /// The database pool's size: `database.max_connections`, or the backend's default (a URL
+    /// naming no backend fails when the database opens).
     pub fn database_connections(&self) -> u32 {
         self.database.max_connections.unwrap_or_else(|| {
-            if self.database_url().starts_with("postgres") {
-                10
-            } else {
-                let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-                (2 * cores).min(10)
-            }
+            crate::storage::Backend::from_url(&self.database_url())
+                .map_or(10, crate::storage::Backend::default_pool_size)
         })
     }
 }

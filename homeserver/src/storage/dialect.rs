@@ -19,6 +19,20 @@ impl Backend {
         }
     }
 
+    /// The pool size when `database.max_connections` is unset. PostgreSQL: 10. SQLite: twice
+    /// the cores, at most 10; each SQLite connection is a thread doing the work itself, with its
+    /// own schema copy, page cache and prepared statements (about 1 MiB), and more of them than
+    /// cores only queue behind each other.
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            Self::Postgres => 10,
+            Self::Sqlite => {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+                (2 * cores).min(10)
+            }
+        }
+    }
+
     /// SQLite: create the file (and its directory) when missing.
     pub fn prepare_url(self, url: &str) -> anyhow::Result<String> {
         match self {
