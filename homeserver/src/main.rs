@@ -6,6 +6,7 @@ use clap::Parser;
 
 /// jemalloc returns freed memory to the OS; glibc kept every freed 19 MiB argon2 block resident
 /// (its mmap threshold grows to the largest freed block), multiplying idle memory after logins.
+/// Its build options are in `.cargo/config.toml`.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

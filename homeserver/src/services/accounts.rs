@@ -293,7 +293,7 @@ impl Accounts {
         self.backoff.check(&user_id)?;
         let Some(user) = self.db.user(&user_id).await? else {
             // Spend the same time as a real check, so timing does not reveal which names exist.
-            let _ = self.passwords.verify(request.password, DUMMY_HASH.to_owned()).await;
+            let _ = self.passwords.verify_decoy(request.password).await;
             self.backoff.record_failure(&user_id);
             return Err(ApiError::forbidden(INVALID_LOGIN));
         };
@@ -431,10 +431,6 @@ fn validate_device_input(device_id: Option<&str>, display_name: Option<&str>) ->
     }
     Ok(())
 }
-
-/// An argon2id hash of a random password, verified against when the user does not exist.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4jMd1eyaSqrd4qu/3VxhrnQ+dEgR2hh2mkZxKbLSyyg";
 
 /// Lowercases and sanity-checks an email address (full validation is the mail server's job).
 fn normalise_email(address: &str) -> ApiResult<String> {

@@ -16,12 +16,15 @@ pub struct Passwords {
     params: Params,
     policy: PasswordPolicy,
     workers: HashWorkers,
+    /// A hash of a random password with the configured parameters, made on first use: logins
+    /// for users that do not exist verify against it, so they take as long as real ones.
+    decoy: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A fixed pool of threads for argon2 (one per core). Each hash needs ~19 MiB of working
-/// memory; on tokio's elastic blocking pool every new thread would keep its own malloc arena
+/// A fixed pool of threads for argon2 (one per core). Each hash needs its memory cost
+/// (7 MiB by default) of working memory; on tokio's elastic blocking pool every new thread would keep its own malloc arena
 /// with that much in it, so a burst of logins left the server at ten times its idle memory.
 /// A fixed pool bounds the arenas to the number of cores and queues the excess.
 #[derive(Clone)]
@@ -71,7 +74,7 @@ impl Passwords {
     pub fn new(auth: &AuthConfig, policy: PasswordPolicy) -> anyhow::Result<Self> {
         let params = Params::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism, None)
             .map_err(|e| anyhow::anyhow!("auth.argon2_*: {e}"))?;
-        Ok(Self { params, policy, workers: HashWorkers::new() })
+        Ok(Self { params, policy, workers: HashWorkers::new(), decoy: Default::default() })
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -100,6 +103,13 @@ impl Passwords {
                 Err(_) => false,
             })
             .await
+    }
+
+    /// Spends the time of a real verification, for a login whose user does not exist, so
+    /// timing does not reveal which names exist.
+    pub async fn verify_decoy(&self, password: String) -> ApiResult<()> {
+        let decoy = self.decoy.get_or_try_init(|| self.hash(crate::services::tokens::generate_token("decoy"))).await?;
+        self.verify(password, decoy.clone()).await.map(drop)
     }
 
     /// Checks a new password against the configured policy (M_WEAK_PASSWORD otherwise).
@@ -145,6 +155,8 @@ mod tests {
         assert!(p.verify("correct horse".into(), hash.clone()).await.unwrap());
         assert!(!p.verify("wrong horse".into(), hash).await.unwrap());
         assert!(!p.verify("x".into(), "not a hash".into()).await.unwrap());
+        p.verify_decoy("anything".into()).await.unwrap();
+        assert!(p.decoy.get().unwrap().starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "the configured parameters");
     }
 
     #[test]
