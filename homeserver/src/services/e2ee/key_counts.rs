@@ -17,6 +17,9 @@ pub type DeviceKeyCounts = Arc<(Map<String, Value>, Vec<String>)>;
 pub struct KeyCounts {
     db: Db,
     cache: Mutex<Cache>,
+    /// What most devices have (no one-time or fallback keys: every client that does not do
+    /// encryption), cached as this one shared value instead of a map per device.
+    none: DeviceKeyCounts,
 }
 
 #[derive(Default)]
@@ -31,7 +34,10 @@ const MAX_ENTRIES: usize = 100_000;
 
 impl KeyCounts {
     pub fn new(db: Db) -> Self {
-        Self { db, cache: Mutex::new(Cache::default()) }
+        // As `one_time_key_counts` reports a device without keys.
+        let mut zero = Map::new();
+        zero.insert("signed_curve25519".into(), 0.into());
+        Self { db, cache: Mutex::new(Cache::default()), none: Arc::new((zero, Vec::new())) }
     }
 
     pub async fn get(&self, user_id: &str, device_id: &str) -> ApiResult<DeviceKeyCounts> {
@@ -45,7 +51,11 @@ impl KeyCounts {
         };
         let counts = super::keys::one_time_key_counts(&self.db, user_id, device_id).await?;
         let fallback = self.db.unused_fallback_key_types(user_id, device_id).await?;
-        let value = Arc::new((counts, fallback));
+        let value = if self.none.0 == counts && self.none.1 == fallback {
+            self.none.clone()
+        } else {
+            Arc::new((counts, fallback))
+        };
         let mut cache = self.cache.lock().expect("key counts lock");
         if cache.generation == generation {
             if cache.devices.len() >= MAX_ENTRIES {

@@ -205,8 +205,10 @@ impl Notifier {
         let keys = rooms.iter().map(String::as_str).chain([user]).chain(with_presence.then_some(PRESENCE_KEY));
         for key in keys {
             let list = waiters.entry(key.to_owned()).or_default();
-            // Drop registrations of syncs that already returned.
-            if list.len() >= 32 {
+            // Drop registrations of syncs that already returned before the list would grow:
+            // each keeps its `Notify` allocated, and a user's own list would otherwise hold
+            // dozens of them per client. Amortised, like the growth it replaces.
+            if list.len() == list.capacity() {
                 list.retain(|w| w.strong_count() > 0);
             }
             list.push(Arc::downgrade(&notify));
@@ -244,6 +246,20 @@ mod tests {
         let typing = notifier.bump_typing("!mine");
         assert_eq!(notifier.current().typing, typing);
         tokio::time::timeout(Duration::from_secs(5), waiter.wait(Duration::from_secs(30))).await.unwrap();
+    }
+
+    #[test]
+    fn returned_syncs_do_not_pile_up() {
+        let notifier = Notifier::new(0);
+        let rooms = vec!["!r".to_owned()];
+        let live = notifier.waiter("@a:hs", &rooms, false);
+        for _ in 0..1_000 {
+            drop(notifier.waiter("@a:hs", &rooms, false));
+        }
+        let waiters = notifier.inner.waiters.lock().unwrap();
+        assert!(waiters["@a:hs"].len() <= 4, "{}", waiters["@a:hs"].len());
+        assert!(waiters["@a:hs"].iter().any(|w| w.strong_count() > 0));
+        drop(live);
     }
 
     #[test]
