@@ -300,16 +300,19 @@ impl Accounts {
         if user.deactivated {
             return Err(ApiError::new(ErrorKind::UserDeactivated, "This account has been deactivated"));
         }
-        let verified = match user.password_hash {
-            Some(hash) => self.passwords.verify(request.password, hash).await?,
-            None => false,
+        let Some(stored_hash) = user.password_hash else {
+            self.backoff.record_failure(&user_id);
+            return Err(ApiError::forbidden(INVALID_LOGIN));
         };
-        if !verified {
+        if !self.passwords.verify(request.password.clone(), stored_hash.clone()).await? {
             self.backoff.record_failure(&user_id);
             tracing::info!(%user_id, "failed login");
             return Err(ApiError::forbidden(INVALID_LOGIN));
         }
         self.backoff.record_success(&user_id);
+        if self.passwords.needs_rehash(&stored_hash) {
+            self.rehash(&user_id, request.password, &stored_hash).await;
+        }
         self.start_session(
             &user_id,
             request.device_id,
@@ -317,6 +320,21 @@ impl Accounts {
             request.refresh_token,
         )
         .await
+    }
+
+    /// Stores the password hashed with the configured parameters (the login already proved
+    /// it). Only replaces the hash the login checked, so a password change that lands
+    /// meanwhile wins; a failure leaves the old hash, which keeps working.
+    async fn rehash(&self, user_id: &str, password: String, checked_hash: &str) {
+        let replaced = match self.passwords.hash(password).await {
+            Ok(new_hash) => {
+                self.db.replace_password_hash(user_id, checked_hash, &new_hash).await.map_err(ApiError::from)
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = replaced {
+            tracing::warn!(%user_id, ?error, "could not rehash the password with the configured parameters");
+        }
     }
 
     async fn start_session(

@@ -105,6 +105,18 @@ impl Passwords {
             .await
     }
 
+    /// Whether a stored hash was made with other parameters than the configured ones (an
+    /// older default, or a changed configuration): a successful login then rehashes it.
+    pub fn needs_rehash(&self, stored_hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored_hash) else { return false };
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || parsed.version != Some(Version::V0x13.into())
+            || Params::try_from(&parsed).is_ok_and(|params| {
+                (params.m_cost(), params.t_cost(), params.p_cost())
+                    != (self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+            })
+    }
+
     /// Spends the time of a real verification, for a login whose user does not exist, so
     /// timing does not reveal which names exist.
     pub async fn verify_decoy(&self, password: String) -> ApiResult<()> {
@@ -153,8 +165,14 @@ mod tests {
         let hash = p.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(p.verify("correct horse".into(), hash.clone()).await.unwrap());
-        assert!(!p.verify("wrong horse".into(), hash).await.unwrap());
+        assert!(!p.verify("wrong horse".into(), hash.clone()).await.unwrap());
         assert!(!p.verify("x".into(), "not a hash".into()).await.unwrap());
+        assert!(!p.needs_rehash(&hash), "made with the configured parameters");
+        let stronger = AuthConfig { argon2_memory_kib: 128, argon2_iterations: 1, ..AuthConfig::default() };
+        let stronger = Passwords::new(&stronger, PasswordPolicy::default()).unwrap();
+        assert!(stronger.needs_rehash(&hash));
+        assert!(stronger.verify("correct horse".into(), hash).await.unwrap(), "old hashes still verify");
+        assert!(!p.needs_rehash("not a hash"));
         p.verify_decoy("anything".into()).await.unwrap();
         assert!(p.decoy.get().unwrap().starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "the configured parameters");
     }

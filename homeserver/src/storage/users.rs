@@ -97,6 +97,18 @@ impl Db {
         Ok(())
     }
 
+    /// Replaces the password hash only if it is still `old` (a rehash must not undo a
+    /// password change that landed meanwhile).
+    pub async fn replace_password_hash(&self, user_id: &str, old: &str, new: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE user_id = $2 AND password_hash = $3")
+            .bind(new)
+            .bind(user_id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> sqlx::Result<()> {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE user_id = $2")
             .bind(hash)

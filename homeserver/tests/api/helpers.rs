@@ -271,6 +271,19 @@ impl TestApp {
         self.server = Some(tokio::spawn(app.run_until_stopped()));
     }
 
+    /// Changes the configuration and restarts the server with it, on the same data.
+    #[allow(dead_code)]
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut Config)) {
+        tweak(&mut self.config);
+        self.restart().await;
+    }
+
+    /// The server's database, opened beside it (for tests that check what is stored).
+    #[allow(dead_code)]
+    pub async fn open_db(&self) -> hearth::storage::Db {
+        hearth::storage::Db::open(&self.config.database_url(), 1).await.expect("database opens")
+    }
+
     /// The server's data directory (SQLite file, signing key, local media).
     #[allow(dead_code)]
     pub fn data_dir(&self) -> &std::path::Path {

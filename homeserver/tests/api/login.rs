@@ -21,6 +21,7 @@ both_backends!(
     missing_and_forged_tokens_are_rejected,
     repeated_failed_logins_back_off_without_locking_out_forever,
     login_is_rate_limited_per_ip,
+    a_login_rehashes_a_password_made_with_other_parameters,
 );
 
 const LOGIN: &str = "/_matrix/client/v3/login";
@@ -273,4 +274,34 @@ async fn login_is_rate_limited_per_ip(backend: Backend) {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["errcode"], "M_LIMIT_EXCEEDED");
     assert!(body["retry_after_ms"].as_u64().unwrap() > 1000);
+}
+
+async fn a_login_rehashes_a_password_made_with_other_parameters(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else { return };
+    let alice = app.register("alice").await;
+    let before = stored_hash(&app, &alice.user_id).await;
+    assert!(before.contains("$m=1024,t=1,p=1$"), "{before}");
+
+    // The admin raises the cost (as a new default does after an upgrade).
+    app.restart_with(|config| config.auth.argon2_iterations = 2).await;
+    let login =
+        json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": PASSWORD});
+    let (status, _) = app.post(LOGIN, None, login.clone()).await;
+    assert_eq!(status, StatusCode::OK, "the old hash still verifies");
+    let after = stored_hash(&app, &alice.user_id).await;
+    assert!(after.contains("$m=1024,t=2,p=1$"), "rehashed with the configured parameters: {after}");
+    let (status, _) = app.post(LOGIN, None, login.clone()).await;
+    assert_eq!(status, StatusCode::OK, "and the new hash verifies");
+    assert_eq!(stored_hash(&app, &alice.user_id).await, after, "a current hash is left alone");
+
+    let wrong =
+        json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "wrong"});
+    app.restart_with(|config| config.auth.argon2_iterations = 3).await;
+    let (status, _) = app.post(LOGIN, None, wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(stored_hash(&app, &alice.user_id).await, after, "a failed login changes nothing");
+}
+
+async fn stored_hash(app: &crate::helpers::TestApp, user_id: &str) -> String {
+    app.open_db().await.user(user_id).await.unwrap().unwrap().password_hash.unwrap()
 }
