@@ -300,18 +300,20 @@ impl Accounts {
         if user.deactivated {
             return Err(ApiError::new(ErrorKind::UserDeactivated, "This account has been deactivated"));
         }
-        let Some(stored_hash) = user.password_hash else {
-            self.backoff.record_failure(&user_id);
-            return Err(ApiError::forbidden(INVALID_LOGIN));
+        let verified = match &user.password_hash {
+            Some(hash) => self.passwords.verify(request.password.clone(), hash.clone()).await?,
+            None => false,
         };
-        if !self.passwords.verify(request.password.clone(), stored_hash.clone()).await? {
+        if !verified {
             self.backoff.record_failure(&user_id);
             tracing::info!(%user_id, "failed login");
             return Err(ApiError::forbidden(INVALID_LOGIN));
         }
         self.backoff.record_success(&user_id);
-        if self.passwords.needs_rehash(&stored_hash) {
-            self.rehash(&user_id, request.password, &stored_hash).await;
+        if let Some(hash) = user.password_hash.filter(|hash| self.passwords.needs_rehash(hash))
+            && let Err(error) = self.rehash(&user_id, request.password, &hash).await
+        {
+            tracing::warn!(%user_id, ?error, "could not rehash the password with the configured parameters");
         }
         self.start_session(
             &user_id,
@@ -324,17 +326,11 @@ impl Accounts {
 
     /// Stores the password hashed with the configured parameters (the login already proved
     /// it). Only replaces the hash the login checked, so a password change that lands
-    /// meanwhile wins; a failure leaves the old hash, which keeps working.
-    async fn rehash(&self, user_id: &str, password: String, checked_hash: &str) {
-        let replaced = match self.passwords.hash(password).await {
-            Ok(new_hash) => {
-                self.db.replace_password_hash(user_id, checked_hash, &new_hash).await.map_err(ApiError::from)
-            }
-            Err(error) => Err(error),
-        };
-        if let Err(error) = replaced {
-            tracing::warn!(%user_id, ?error, "could not rehash the password with the configured parameters");
-        }
+    /// meanwhile wins; on failure the old hash stays, and keeps working.
+    async fn rehash(&self, user_id: &str, password: String, checked_hash: &str) -> ApiResult<()> {
+        let new_hash = self.passwords.hash(password).await?;
+        self.db.replace_password_hash(user_id, checked_hash, &new_hash).await?;
+        Ok(())
     }
 
     async fn start_session(

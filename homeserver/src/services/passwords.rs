@@ -23,10 +23,11 @@ pub struct Passwords {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A fixed pool of threads for argon2 (one per core). Each hash needs its memory cost
-/// (7 MiB by default) of working memory; on tokio's elastic blocking pool every new thread would keep its own malloc arena
-/// with that much in it, so a burst of logins left the server at ten times its idle memory.
-/// A fixed pool bounds the arenas to the number of cores and queues the excess.
+/// A fixed pool of threads for argon2 (one per core). Each hash needs its memory cost (7 MiB
+/// by default) of working memory; on tokio's elastic blocking pool every new thread would keep
+/// its own malloc arena with that much in it, so a burst of logins left the server at ten
+/// times its idle memory. A fixed pool bounds the arenas to the number of cores and queues
+/// the excess.
 #[derive(Clone)]
 struct HashWorkers {
     jobs: std::sync::mpsc::Sender<Job>,

@@ -34,10 +34,8 @@ const MAX_ENTRIES: usize = 100_000;
 
 impl KeyCounts {
     pub fn new(db: Db) -> Self {
-        // As `one_time_key_counts` reports a device without keys.
-        let mut zero = Map::new();
-        zero.insert("signed_curve25519".into(), 0.into());
-        Self { db, cache: Mutex::new(Cache::default()), none: Arc::new((zero, Vec::new())) }
+        let none = Arc::new((super::keys::no_one_time_keys(), Vec::new()));
+        Self { db, cache: Mutex::new(Cache::default()), none }
     }
 
     pub async fn get(&self, user_id: &str, device_id: &str) -> ApiResult<DeviceKeyCounts> {

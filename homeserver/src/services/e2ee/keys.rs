@@ -469,9 +469,15 @@ impl Keys {
 
 /// `{algorithm: count}` of the device's unclaimed one-time keys, always with
 /// `signed_curve25519` (clients read it to decide whether to upload more).
-pub async fn one_time_key_counts(db: &Db, user_id: &str, device_id: &str) -> ApiResult<Map<String, Value>> {
+/// The one-time key counts of a device without keys (`signed_curve25519` is always reported).
+pub fn no_one_time_keys() -> Map<String, Value> {
     let mut counts = Map::new();
     counts.insert("signed_curve25519".into(), 0.into());
+    counts
+}
+
+pub async fn one_time_key_counts(db: &Db, user_id: &str, device_id: &str) -> ApiResult<Map<String, Value>> {
+    let mut counts = no_one_time_keys();
     for (algorithm, count) in db.one_time_key_counts(user_id, device_id).await? {
         counts.insert(algorithm, count.into());
     }
