@@ -122,7 +122,8 @@ impl SyncService {
         }
     }
 
-    pub async fn sync(&self, user_id: &str, device_id: &str, request: SyncRequest) -> ApiResult<Value> {
+    /// The request is boxed: this future keeps room for its arguments while it waits.
+    pub async fn sync(&self, user_id: &str, device_id: &str, request: Box<SyncRequest>) -> ApiResult<Value> {
         // Initial and full-state syncs never wait for news; they take a turn to be built.
         let _turn = if request.since.is_none() || request.full_state {
             Some(self.whole_responses.acquire().await.map_err(ApiError::internal)?)
@@ -151,7 +152,8 @@ impl SyncService {
                 if notifier.may_concern(user_id, &rooms, checked, presence) {
                     let found = Box::pin(self.changes(user_id, device_id, &rooms, since.stream, now.stream)).await?;
                     if !found.is_empty() {
-                        changes = Some(found);
+                        // Boxed, so that the wait does not keep room for them.
+                        changes = Some(Box::new(found));
                         break;
                     }
                     checked = now.stream;
@@ -174,7 +176,7 @@ impl SyncService {
         // The wait loop may have read the changes up to `now` already; typing or a timeout may
         // also have ended it, and then they are read here.
         let changes = match changes {
-            Some(changes) => changes,
+            Some(changes) => *changes,
             None => {
                 let rooms: Vec<String> = joined.iter().map(|m| m.room_id.clone()).collect();
                 let since = request.since.map_or(0, |s| s.stream);
