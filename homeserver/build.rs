@@ -1,15 +1,15 @@
-//! Link settings for release builds of the `hearth` binary on Linux, both about the memory the
-//! binary's own pages take while the server runs (resident code is counted in its memory).
+//! Link settings for release builds of the `hearth` binary on x86_64 Linux (glibc), both about
+//! the memory the binary's own pages take while the server runs (resident code counts in it).
 //!
 //! 1. A linker script made from `hot-code.txt` (written by `scripts/hot-code-order`) places the
-//!    functions a running server executes together in front of the rest of the code. The kernel maps code in 64 KiB runs
-//!    around each page that executes, so scattered hot functions kept most of the 13 MB of code
-//!    resident; packed, about 4 MiB is.
+//!    functions a running server executes together in front of the rest of the code. The kernel
+//!    maps code in runs of 64 KiB or more around each page that executes, so scattered hot
+//!    functions kept most of the 13 MB of code resident; packed, about 4-5 MiB is.
 //! 2. Relative relocations are packed (`-z pack-relative-relocs`, DT_RELR) when the C library
 //!    here can load them (glibc 2.36 or later): their table shrinks from about 1 MB, all read at
 //!    start-up and kept resident, to a few KiB.
 //!
-//! Neither changes what the program does; debug builds and other systems link as usual.
+//! Neither changes what the program does; debug builds and other targets link as usual.
 
 use std::{env, fmt::Write as _, fs, path::Path, process::Command};
 
@@ -17,7 +17,7 @@ fn main() {
     println!("cargo:rerun-if-changed=hot-code.txt");
     println!("cargo:rerun-if-changed=build.rs");
     // x86_64 Linux with glibc, where Rust links with its own lld: the script below is written
-    // for lld's handling of `INSERT` (GNU ld would define the code section twice).
+    // for, and tried with, lld's handling of `INSERT`.
     let release = env::var("PROFILE").as_deref() == Ok("release");
     let target = env::var("TARGET").unwrap_or_default();
     if !release || target != "x86_64-unknown-linux-gnu" {

@@ -23,7 +23,7 @@ impl Backend {
     /// core, at least 2 and at most 10; each SQLite connection is a thread doing the work itself,
     /// with its own schema copy, page cache and prepared statements (about 1 MiB), and more of
     /// them than cores only queue behind each other. Twice the cores cost 2 MiB more on two cores
-    /// for no gain in delivery latency (`hearth-bench` at 100 and 500 messages/s).
+    /// with no better delivery latency at 100 messages/s (`hearth-bench`).
     pub fn default_pool_size(self) -> u32 {
         match self {
             Self::Postgres => 10,
