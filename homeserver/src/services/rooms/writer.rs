@@ -366,6 +366,9 @@ impl Rooms {
         {
             self.unread.add(room_id, pdu.sender().as_str(), &members, push);
         }
+        // The serialiser grew the text by doubling; the cache keeps it for seconds, at its length.
+        let mut json = json;
+        json.shrink_to_fit();
         self.recent.committed(
             StoredEvent {
                 stream,

@@ -1,6 +1,7 @@
 //! /sync: the notifier and the assembly of sync responses from storage.
 
 pub mod filter;
+mod filter_cache;
 mod lazy_members;
 pub mod notifier;
 pub mod response;

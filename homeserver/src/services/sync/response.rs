@@ -39,8 +39,9 @@ pub struct SyncRequest {
     pub timeline_limit: i64,
     /// Only the member events of the timeline's senders (and the user's own) in `state`.
     pub lazy_load_members: bool,
-    /// Which rooms, event types and senders the client wants in each section.
-    pub filter: super::filter::SyncFilter,
+    /// Which rooms, event types and senders the client wants in each section (shared by the
+    /// requests that send the same filter, see `SyncService::filter`).
+    pub filter: Arc<super::filter::SyncFilter>,
 }
 
 pub struct SyncService {
@@ -58,6 +59,7 @@ pub struct SyncService {
     /// would otherwise hold a thousand half-built responses in memory at the same time, for no
     /// gain in throughput since building them is CPU and database work.
     whole_responses: tokio::sync::Semaphore,
+    filters: super::filter_cache::FilterCache,
 }
 
 /// What /sync needs of end-to-end encryption: device list changes, to-device messages and
@@ -119,7 +121,18 @@ impl SyncService {
             e2ee,
             lazy_members: Default::default(),
             whole_responses: tokio::sync::Semaphore::new(2 * cores),
+            filters: Default::default(),
         }
+    }
+
+    /// The parsed sync filter for a filter's JSON text, shared with the /syncs that hold the
+    /// same text. `parse` reads the text; it runs only when no /sync holds this filter now.
+    pub fn filter(
+        &self,
+        text: &str,
+        parse: impl FnOnce(&str) -> ApiResult<Value>,
+    ) -> ApiResult<Arc<super::filter::SyncFilter>> {
+        self.filters.get_or_parse(text, parse)
     }
 
     /// The request is boxed: this future keeps room for its arguments while it waits.
