@@ -8,6 +8,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// How long a SQLite connection waits for a lock before SQLITE_BUSY.
+pub(crate) const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+
 impl Backend {
     pub fn from_url(url: &str) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
@@ -72,11 +75,13 @@ impl Backend {
     pub fn per_connection_statements(self) -> &'static [&'static str] {
         match self {
             Self::Sqlite => &[
-                "PRAGMA busy_timeout = 10000",
+                BUSY_TIMEOUT,
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA wal_autocheckpoint = 0",
                 "PRAGMA cache_size = -256",
+                // What a restarted write-ahead log is trimmed to (`Db::checkpoint`), in bytes.
+                "PRAGMA journal_size_limit = 67108864",
             ],
             Self::Postgres => &[],
         }
