@@ -68,7 +68,6 @@ impl BoundListener {
 
     /// Serves until `shutdown`, finishing requests in flight.
     async fn serve(self, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
-        let header_timeout = Duration::from_millis(state.config.limits.request_header_timeout_ms);
         let router = api::router_for(state, &self.resources);
         let stopping = async move { shutdown.wait().await };
         match self.tls {
@@ -78,11 +77,11 @@ impl BoundListener {
                 let listener = self.tcp.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                crate::http_server::serve(listener, router, header_timeout, stopping).await
+                crate::http_server::serve(listener, router, stopping).await
             }
             Some(config) => {
                 let listener = crate::tls_listener::TlsListener::new(self.tcp, config)?;
-                crate::http_server::serve(listener, router, header_timeout, stopping).await
+                crate::http_server::serve(listener, router, stopping).await
             }
         }
         Ok(())

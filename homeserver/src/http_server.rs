@@ -7,23 +7,19 @@
 //! with one more page), about 12 KiB per open connection, which with 1,000 clients waiting in
 //! /sync was a fifth of the server's memory. Hearth serves only HTTP/1.1 (TLS offers just
 //! `http/1.1` by ALPN), so the detection buys nothing. The rest is what `axum::serve` does:
-//! `ConnectInfo` on every request and the same shutdown, plus a deadline for each request head
-//! (hyper's header read timeout, which needs its timer): without it a connection that never
-//! finished its request head, or sat idle after a response, kept its buffers for good.
+//! `ConnectInfo` on every request and the same shutdown.
 
-use std::{future::Future, net::SocketAddr, pin::pin, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::pin};
 
 use axum::{Router, extract::ConnectInfo, serve::Listener};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
 /// Accepts connections from `listener` and serves `router` on each until `shutdown` resolves,
-/// then stops accepting, closes idle connections and waits for requests in flight. A
-/// connection whose next request head has not fully arrived `header_timeout` after it opened
-/// or after its last response is closed.
-pub async fn serve<L>(mut listener: L, router: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>)
+/// then stops accepting, closes idle connections and waits for requests in flight.
+pub async fn serve<L>(mut listener: L, router: Router, shutdown: impl Future<Output = ()>)
 where
     L: Listener<Addr = SocketAddr>,
 {
@@ -32,8 +28,6 @@ where
     let (stop, stopping) = watch::channel(());
     let (open_tx, open) = watch::channel(());
     let mut shutdown = pin!(shutdown);
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -45,9 +39,8 @@ where
             router.clone().oneshot(request)
         });
         let (mut stopping, open) = (stopping.clone(), open.clone());
-        let connection = http.serve_connection(TokioIo::new(io), service);
         tokio::spawn(async move {
-            let mut connection = pin!(connection);
+            let mut connection = pin!(http1::Builder::new().serve_connection(TokioIo::new(io), service));
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {

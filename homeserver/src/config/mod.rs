@@ -193,10 +193,6 @@ pub struct RateLimit {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_request_body_bytes: usize,
-    /// How long a client may take to send a request's head, counted from when the connection
-    /// opens or its previous response went out: a connection that sends nothing for this long
-    /// (idle keep-alive, or a slow sender holding it open) is closed.
-    pub request_header_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -279,8 +275,7 @@ impl Default for RateLimitConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        // 60 s, as nginx's client_header_timeout.
-        Self { max_request_body_bytes: 1024 * 1024, request_header_timeout_ms: 60_000 }
+        Self { max_request_body_bytes: 1024 * 1024 }
     }
 }
 
@@ -357,9 +352,6 @@ impl Config {
         }
         if self.database.max_connections == Some(0) {
             return Err(ConfigError("database.max_connections: must be at least 1".into()));
-        }
-        if self.limits.request_header_timeout_ms == 0 {
-            return Err(ConfigError("limits.request_header_timeout_ms: must be positive".into()));
         }
         for (key, limit) in [
             ("login", self.rate_limits.login),
