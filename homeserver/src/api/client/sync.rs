@@ -43,9 +43,10 @@ async fn sync(
     user: AuthUser,
     MatrixQuery(query): MatrixQuery<Box<SyncQuery>>,
 ) -> ApiResult<Json<Value>> {
-    // Read in its own function so the query and the parsed filter are dropped before the
-    // long-poll (about 4 KiB less per client), and boxed so that its state (a stored filter's
-    // query, presence) is not part of the future a waiting long-poll keeps. The query and the
+    // Read in its own function so the query and the filter's JSON are dropped before the
+    // long-poll (about 4 KiB less per client; the parsed filter is shared, see
+    // `SyncService::filter`), and boxed so that its state (a stored filter's query, presence)
+    // is not part of the future a waiting long-poll keeps. The query and the
     // request are boxed too: a future keeps room for its arguments for as long as it lives, so
     // inline they would cost their size twice over for the whole wait (about 1 KiB).
     let request = Box::pin(sync_request(&state, &user, query)).await?;

@@ -282,7 +282,10 @@ impl Rooms {
         let Commit { new_room, transaction, push, destinations, remote, resolved, branch_state } = commit;
         let no_push = crate::services::push::evaluate::PushOutcome::default();
         let push = push.unwrap_or(&no_push);
-        let json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
+        let mut json = serde_json::to_string(pdu.json()).map_err(ApiError::internal)?;
+        // The serialiser grew the text by doubling; the recent-events cache keeps it for seconds,
+        // at its length.
+        json.shrink_to_fit();
         let event_type = pdu.event_type_str();
         let member_content: Value = if event_type == "m.room.member" {
             serde_json::from_str(pdu.content_json().get()).unwrap_or_default()
@@ -366,9 +369,6 @@ impl Rooms {
         {
             self.unread.add(room_id, pdu.sender().as_str(), &members, push);
         }
-        // The serialiser grew the text by doubling; the cache keeps it for seconds, at its length.
-        let mut json = json;
-        json.shrink_to_fit();
         self.recent.committed(
             StoredEvent {
                 stream,
