@@ -10,6 +10,8 @@ use clap::Parser;
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod c_math;
 use hearth::{App, Config, tasks};
 
 /// Hearth: a federated, self-hostable Matrix homeserver.

@@ -1,10 +1,12 @@
 //! GET /sync and sync filters (spec: Client-Server API § Syncing, § Filtering).
 
-use std::time::Duration;
+use std::{future::Future, pin::Pin, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{FromRequestParts, Request, State},
+    handler::Handler,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -19,7 +21,7 @@ use crate::{
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/sync", get(sync))
+        .route("/sync", get(SyncEndpoint))
         .route("/user/{user_id}/filter", post(create_filter))
         .route("/user/{user_id}/filter/{filter_id}", get(get_filter))
 }
@@ -37,24 +39,47 @@ struct SyncQuery {
     set_presence: Option<String>,
 }
 
-/// GET /sync
-async fn sync(
-    State(state): State<AppState>,
-    user: AuthUser,
-    MatrixQuery(query): MatrixQuery<Box<SyncQuery>>,
-) -> ApiResult<Json<Value>> {
-    // Read in its own function so the query and the filter's JSON are dropped before the
-    // long-poll (about 4 KiB less per client; the parsed filter is shared, see
-    // `SyncService::filter`), and boxed so that its state (a stored filter's query, presence)
-    // is not part of the future a waiting long-poll keeps. The query and the
-    // request are boxed too: a future keeps room for its arguments for as long as it lives, so
-    // inline they would cost their size twice over for the whole wait (about 1 KiB).
-    let request = Box::pin(sync_request(&state, &user, query)).await?;
-    Ok(Json(state.sync.sync(&user.user_id, &user.device_id, request).await?))
+/// GET /sync. A handler of its own instead of an async fn with extractors: axum's future for
+/// those keeps the request's head (about 250 B) for as long as the handler runs, and a long-poll
+/// runs for its whole wait. Here the head is read in a boxed step and dropped before the wait.
+#[derive(Clone, Copy)]
+struct SyncEndpoint;
+
+impl Handler<SyncEndpoint, AppState> for SyncEndpoint {
+    type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+    fn call(self, request: Request, state: AppState) -> Self::Future {
+        // The request is boxed: a future keeps room for its arguments for as long as it lives.
+        Box::pin(sync(state, Box::new(request)))
+    }
+}
+
+async fn sync(state: AppState, request: Box<Request>) -> Response {
+    // Boxed, so that neither the head nor the reading of it (the token lookup, a stored
+    // filter's query, presence) is part of the future a waiting long-poll keeps.
+    let (user, request) = match Box::pin(read_sync(&state, request)).await {
+        Ok(read) => read,
+        Err(error) => return error.into_response(),
+    };
+    match state.sync.sync(&user.user_id, &user.device_id, request).await {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The caller and what their /sync asks for. The query string and the filter's JSON are dropped
+/// here, before the long-poll; the parsed filter is shared (see `SyncService::filter`).
+async fn read_sync(state: &AppState, request: Box<Request>) -> ApiResult<(AuthUser, Box<SyncRequest>)> {
+    let (mut parts, _body) = request.into_parts();
+    let user = AuthUser::from_request_parts(&mut parts, state).await?;
+    let MatrixQuery(query) = MatrixQuery::<SyncQuery>::from_request_parts(&mut parts, state).await?;
+    drop(parts);
+    let request = sync_request(state, &user, query).await?;
+    Ok((user, request))
 }
 
 /// What a /sync asks for, from its query string and filter.
-async fn sync_request(state: &AppState, user: &AuthUser, query: Box<SyncQuery>) -> ApiResult<Box<SyncRequest>> {
+async fn sync_request(state: &AppState, user: &AuthUser, query: SyncQuery) -> ApiResult<Box<SyncRequest>> {
     let since = query.since.as_deref().map(SyncToken::parse).transpose()?;
     let timeout_ms = match query.timeout.as_deref() {
         Some(t) => t.parse::<u64>().map_err(|_| ApiError::invalid_param("timeout must be a number of milliseconds"))?,
