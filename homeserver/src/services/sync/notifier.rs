@@ -204,14 +204,25 @@ impl Notifier {
         let mut waiters = self.inner.waiters.lock().expect("notifier lock");
         let keys = rooms.iter().map(String::as_str).chain([user]).chain(with_presence.then_some(PRESENCE_KEY));
         for key in keys {
-            let list = waiters.entry(key.to_owned()).or_default();
-            // Drop registrations of syncs that already returned before the list would grow:
-            // each keeps its `Notify` allocated, and a user's own list would otherwise hold
-            // dozens of them per client. Amortised, like the growth it replaces.
-            if list.len() == list.capacity() {
-                list.retain(|w| w.strong_count() > 0);
+            if !waiters.contains_key(key) {
+                waiters.insert(key.to_owned(), Vec::new());
             }
-            list.push(Arc::downgrade(&notify));
+            let list = waiters.get_mut(key).expect("inserted above");
+            let registration = Arc::downgrade(&notify);
+            match list.last_mut() {
+                // Usually the same client's previous long-poll, returned: its slot is reused,
+                // which frees its `Notify` now rather than when the list next fills.
+                Some(last) if last.strong_count() == 0 => *last = registration,
+                _ => {
+                    // Drop registrations of syncs that already returned before the list would
+                    // grow: each keeps its `Notify` allocated, and a user's own list would
+                    // otherwise hold dozens of them per client. Amortised, like the growth.
+                    if list.len() == list.capacity() {
+                        list.retain(|w| w.strong_count() > 0);
+                    }
+                    list.push(registration);
+                }
+            }
         }
         Waiter { notify }
     }
@@ -256,10 +267,23 @@ mod tests {
         for _ in 0..1_000 {
             drop(notifier.waiter("@a:hs", &rooms, false));
         }
-        let waiters = notifier.inner.waiters.lock().unwrap();
-        assert!(waiters["@a:hs"].len() <= 4, "{}", waiters["@a:hs"].len());
-        assert!(waiters["@a:hs"].iter().any(|w| w.strong_count() > 0));
+        {
+            let waiters = notifier.inner.waiters.lock().unwrap();
+            assert!(waiters["@a:hs"].len() <= 4, "{}", waiters["@a:hs"].len());
+            assert!(waiters["@a:hs"].iter().any(|w| w.strong_count() > 0));
+        }
         drop(live);
+        // One client long-polling again and again: its returned registration's slot is reused,
+        // so no dead registration (and its allocation) stays behind.
+        for _ in 0..10 {
+            drop(notifier.waiter("@b:hs", &[], false));
+        }
+        let waiting = notifier.waiter("@b:hs", &[], false);
+        let waiters = notifier.inner.waiters.lock().unwrap();
+        assert_eq!(waiters["@b:hs"].len(), 1);
+        assert_eq!(waiters["@b:hs"][0].strong_count(), 1);
+        drop(waiters);
+        drop(waiting);
     }
 
     #[test]
