@@ -2,10 +2,10 @@
 //! graceful shutdown that stops accepting and lets requests in flight finish.
 //!
 //! Why not `axum::serve`: it hands every connection to hyper-util's HTTP/1-or-HTTP/2 detector,
-//! which reads the first bytes and replays them in front of the socket. That replay grows hyper's
-//! read buffer from 8 to 16 KiB on each connection (and jemalloc pads an allocation that large
-//! with one more page), about 12 KiB per open connection, which with 1,000 clients waiting in
-//! /sync was a fifth of the server's memory. Hearth serves only HTTP/1.1 (TLS offers just
+//! which reads the first bytes and replays them in front of the socket. That replay doubles
+//! hyper's read buffer on each connection (with upstream hyper's 8 KiB buffers, about 12 KiB more
+//! per open connection, a fifth of the server's memory with 1,000 clients waiting in /sync; the
+//! build's hyper, `vendor/hyper`, starts them at 1 KiB). Hearth serves only HTTP/1.1 (TLS offers just
 //! `http/1.1` by ALPN), so the detection buys nothing. The rest is what `axum::serve` does:
 //! `ConnectInfo` on every request and the same shutdown.
 
