@@ -68,6 +68,7 @@ impl BoundListener {
 
     /// Serves until `shutdown`, finishing requests in flight.
     async fn serve(self, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
+        let head_timeout = state.config.listen.request_head_timeout();
         let router = api::router_for(state, &self.resources);
         let stopping = async move { shutdown.wait().await };
         match self.tls {
@@ -77,11 +78,11 @@ impl BoundListener {
                 let listener = self.tcp.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                crate::http_server::serve(listener, router, stopping).await
+                crate::http_server::serve(listener, router, head_timeout, stopping).await
             }
             Some(config) => {
                 let listener = crate::tls_listener::TlsListener::new(self.tcp, config)?;
-                crate::http_server::serve(listener, router, stopping).await
+                crate::http_server::serve(listener, router, head_timeout, stopping).await
             }
         }
         Ok(())

@@ -19,11 +19,29 @@ pub struct ListenConfig {
     pub x_forwarded: bool,
     /// More listeners.
     pub extra: Vec<ListenerConfig>,
+    /// How long a connection may take to send a whole request head, counted from when it opens
+    /// or its previous response was sent, on every listener; then it is closed. This bounds
+    /// clients that trickle a request head to hold connections open, and closes keep-alive
+    /// connections idle that long. 0 turns it off.
+    pub request_head_timeout_ms: u64,
+}
+
+impl ListenConfig {
+    /// `request_head_timeout_ms` as a duration; None when turned off.
+    pub fn request_head_timeout(&self) -> Option<std::time::Duration> {
+        (self.request_head_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.request_head_timeout_ms))
+    }
 }
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        Self { client: SocketAddr::from(([127, 0, 0, 1], 8008)), tls: None, x_forwarded: false, extra: Vec::new() }
+        Self {
+            client: SocketAddr::from(([127, 0, 0, 1], 8008)),
+            tls: None,
+            x_forwarded: false,
+            extra: Vec::new(),
+            request_head_timeout_ms: 60_000,
+        }
     }
 }
 
